@@ -1,0 +1,3 @@
+from nephelae.cli.main import main
+
+main()

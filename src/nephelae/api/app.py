@@ -1,0 +1,45 @@
+"""`create_app(settings)`: the whole HTTP surface, assembled from routers, dependencies and problem handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from nephelae import __version__
+from nephelae.api.problems import PROBLEM_RESPONSES, install_problem_handlers
+from nephelae.api.routes import health
+from nephelae.config import Settings
+from nephelae.db import make_engine, session_factory
+from nephelae.web import pages
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The FastAPI application for `settings`; the database must already be migrated (see `nephelae serve`)."""
+    engine = make_engine(settings.database)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title=f"{settings.platform_name} API",
+        version=__version__,
+        description=settings.platform_description,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        responses=PROBLEM_RESPONSES,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    install_problem_handlers(app)
+    app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,151 @@
+"""Settings: built once in each entry point and passed down, never read at import time.
+
+Sources, strongest first: explicit values given by the entry point (command-line options), `NEPHELAE_<NAME>`
+environment variables, `NEPHELAE_HOME/nephelae.toml`, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nephelae.errors import ConfigurationError
+
+ENV_PREFIX = "NEPHELAE_"
+SETTINGS_FILE = "nephelae.toml"
+DEFAULT_HOME = Path("nephelae-home")
+
+
+class Settings(BaseSettings):
+    """Every setting of the platform; each can be set as `NEPHELAE_<NAME>` or in `nephelae.toml`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    home: Path = Field(DEFAULT_HOME, description="Directory holding settings, database, archive, workspaces.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the database; SQLite in the home when unset.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server listens on.")
+    public_url: str | None = Field(
+        None, description="URL users reach the server at, when it differs from http://HOST:PORT."
+    )
+    platform_name: str = Field("Nephelae", description="Name shown on the landing page.")
+    platform_description: str = Field(
+        "Earth-observation archives processed where they are stored.",
+        description="One sentence on what this platform hosts, shown on the landing page.",
+    )
+    dask_scheduler: str | None = Field(
+        None, description="Address of an existing Dask scheduler; a LocalCluster when unset."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level.")
+
+    @property
+    def database(self) -> str:
+        """The database URL in force: the configured one, else SQLite in the home."""
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'nephelae.db'}"
+
+    @property
+    def url(self) -> str:
+        """Where users reach the HTTP server."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.home / "workspaces"
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.home / "campaigns"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def setting_names() -> list[str]:
+    """Names of every setting, as used in `nephelae.toml` (upper-case them for the environment)."""
+    return list(Settings.model_fields)
+
+
+def load_settings(home: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings for one entry point.
+
+    `home` and `overrides` come from command-line options and win over everything; unset (None) ones are ignored.
+    """
+    given = {name: value for name, value in overrides.items() if value is not None}
+    home = home or _env_home() or DEFAULT_HOME
+    from_file = {name: value for name, value in _read_settings_file(home).items() if _env_name(name) not in os.environ}
+    try:
+        return Settings(**{**from_file, **given, "home": home})
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error, home)) from None
+
+
+def _env_name(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def _env_home() -> Path | None:
+    value = os.environ.get(_env_name("home"))
+    return Path(value) if value else None
+
+
+def _read_settings_file(home: Path) -> dict[str, Any]:
+    path = home / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"{path} is not valid TOML ({error}); fix or remove it.") from None
+    if "home" in values:
+        raise ConfigurationError(f"{path} may not set `home`: the home is where this file lives.")
+    return values
+
+
+def _describe(error: ValidationError, home: Path) -> str:
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        problems.append(f"{name}: {item['msg']}")
+    where = f"{home / SETTINGS_FILE} or the {ENV_PREFIX}* environment variables"
+    return f"invalid settings ({'; '.join(problems)}); check {where}. Known settings: {', '.join(setting_names())}."
+
+
+_SETTINGS_TEMPLATE = """\
+# Nephelae settings. Every setting can also be given as an environment variable NEPHELAE_<NAME>,
+# which wins over this file. See the README for the full list.
+
+# database_url = "postgresql+psycopg://nephelae@db.example.org/nephelae"   # SQLite in this home when unset
+# host = "127.0.0.1"
+# port = 8000
+# public_url = "https://nephelae.example.org"
+# platform_name = "Nephelae"
+# dask_scheduler = "tcp://scheduler.example.org:8786"                     # a LocalCluster when unset
+"""
+
+
+def prepare_home(settings: Settings) -> None:
+    """Create the home layout (settings file, archive, workspaces, campaigns, logs) where missing."""
+    for directory in (
+        settings.home,
+        settings.archive_dir,
+        settings.workspaces_dir,
+        settings.campaigns_dir,
+        settings.logs_dir,
+    ):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigurationError(f"cannot create {directory}: {error.strerror}; choose another --home") from None
+    settings_file = settings.home / SETTINGS_FILE
+    if not settings_file.exists():
+        settings_file.write_text(_SETTINGS_TEMPLATE, encoding="utf-8")

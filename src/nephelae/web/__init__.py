@@ -1,0 +1,1 @@
+"""HTML pages for people: the landing page says what the platform hosts and how to connect."""
