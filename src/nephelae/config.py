@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         None, description="Address of an existing Dask scheduler; a LocalCluster when unset."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For header is believed.",
+    )
+    auth_failure_limit: int = Field(
+        10, ge=1, description="Failed authentications one address may make per window before being slowed down."
+    )
+    auth_failure_window: float = Field(60.0, gt=0, description="Length in seconds of that window.")
+    token_expiry_days: int = Field(90, ge=1, le=3650, description="Default lifetime of new API tokens, in days.")
 
     @property
     def database(self) -> str:
