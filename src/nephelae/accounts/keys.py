@@ -64,6 +64,8 @@ def parse_public_key(line: str) -> PublicKey:
     if not key_type.startswith("sk-"):
         _check_key_material(f"{key_type} {key_data}", key_type)
     comment = fields[2].strip() if len(fields) > 2 else ""
+    if any(ord(char) < 32 or ord(char) == 127 for char in comment):
+        raise InvalidInput("the SSH public key's comment contains control characters")
     return PublicKey(key_type=key_type, key_data=key_data, comment=comment[:200])
 
 
@@ -87,7 +89,7 @@ def add_key(session: Session, username: str, line: str, *, actor: str | None = N
         account=account, key_type=key.key_type, key_data=key.key_data, fingerprint=key.fingerprint, comment=key.comment
     )
     session.add(record)
-    audit.record(session, "key.added", actor=actor, account=username, fingerprint=key.fingerprint)
+    audit.record(session, "key.added", actor=actor, subject=username, fingerprint=key.fingerprint)
     session.commit()
     return record
 
@@ -105,7 +107,7 @@ def remove_key(session: Session, username: str, key_fingerprint: str, *, actor: 
     if record is None:
         raise NotFound(f"{username} has no key {key_fingerprint}; `nephelae admin keys list {username}` shows them")
     session.delete(record)
-    audit.record(session, "key.removed", actor=actor, account=username, fingerprint=key_fingerprint)
+    audit.record(session, "key.removed", actor=actor, subject=username, fingerprint=key_fingerprint)
     session.commit()
 
 

@@ -56,7 +56,7 @@ def allow_network(session: Session, username: str, cidr: str, *, actor: str | No
         raise Conflict(f"{network} is already allowed for {username}")
     allowed = AllowedNetwork(cidr=network)
     account.networks.append(allowed)
-    audit.record(session, "network.allowed", actor=actor, account=username, cidr=network)
+    audit.record(session, "network.allowed", actor=actor, subject=username, cidr=network)
     session.commit()
     return allowed
 
@@ -70,5 +70,5 @@ def remove_network(session: Session, username: str, cidr: str, *, actor: str | N
         allowed = ", ".join(n.cidr for n in account.networks) or "none"
         raise NotFound(f"{network} is not an allowed range of {username} (allowed: {allowed})")
     account.networks.remove(matching[0])
-    audit.record(session, "network.removed", actor=actor, account=username, cidr=network)
+    audit.record(session, "network.removed", actor=actor, subject=username, cidr=network)
     session.commit()

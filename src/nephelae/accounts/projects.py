@@ -39,7 +39,7 @@ def add_member(session: Session, name: str, username: str, *, actor: str | None 
     if account in project.members:
         raise Conflict(f"{username} is already a member of {name}")
     project.members.append(account)
-    audit.record(session, "project.member_added", actor=actor, project=name, account=username)
+    audit.record(session, "project.member_added", actor=actor, project=name, subject=username)
     session.commit()
     return project
 
@@ -50,7 +50,7 @@ def remove_member(session: Session, name: str, username: str, *, actor: str | No
     if account not in project.members:
         raise NotFound(f"{username} is not a member of {name}")
     project.members.remove(account)
-    audit.record(session, "project.member_removed", actor=actor, project=name, account=username)
+    audit.record(session, "project.member_removed", actor=actor, project=name, subject=username)
     session.commit()
     return project
 

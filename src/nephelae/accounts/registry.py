@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nephelae.accounts import audit
@@ -45,7 +46,8 @@ RESERVED_USERNAMES = frozenset(
         "systemd-network",
     }
 )
-EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+# No control characters: PostgreSQL refuses NUL in text, and they have no place in an address.
+EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 IDENTIFIER = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
@@ -115,7 +117,11 @@ def register(session: Session, request: Registration, *, address: str | None = N
         raise Conflict(f"an account with this {field} already exists; choose another or ask an operator")
     session.add(account)
     audit.record(session, "account.registered", actor=username, address=address, project=account.requested_project)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent registration took the name or address since the check above
+        session.rollback()
+        raise Conflict("an account with this username or e-mail address already exists; choose another") from None
     return account
 
 
@@ -153,7 +159,7 @@ def decide(session: Session, username: str, decision: str, *, actor: str | None 
     account.status = target
     account.decided_at = dt.datetime.now(dt.UTC)
     account.decided_by = actor
-    audit.record(session, f"account.{decision}", actor=actor, account=username, status=target)
+    audit.record(session, f"account.{decision}", actor=actor, subject=username, status=target)
     session.commit()
     return account
 
@@ -163,6 +169,6 @@ def set_role(session: Session, username: str, role: str, *, actor: str | None = 
         raise InvalidInput(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     account = get_account(session, username)
     account.role = role
-    audit.record(session, "account.role", actor=actor, account=username, role=role)
+    audit.record(session, "account.role", actor=actor, subject=username, role=role)
     session.commit()
     return account

@@ -33,11 +33,15 @@ class FailureThrottle:
     def check(self, address: str) -> None:
         """Raise `RateLimited` if `address` has used up its failures."""
         with self._lock:
+            if address not in self._failures:  # checking must not grow the table: only failures do
+                return
             failures = self._recent(address)
             if len(failures) < self.limit:
                 return
-            wait = math.ceil(failures[0] + self.window - self.clock())
-        raise RateLimited(f"too many failed attempts from {address}; wait {max(wait, 1)} s before trying again")
+            wait = max(math.ceil(failures[0] + self.window - self.clock()), 1)
+        raise RateLimited(
+            f"too many failed attempts from {address}; wait {wait} s before trying again", retry_after=wait
+        )
 
     def failed(self, address: str) -> None:
         """Count a failed attempt from `address`."""

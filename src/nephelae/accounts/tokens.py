@@ -47,7 +47,7 @@ def create_token(
         expires_at=None if expires_days is None else now + dt.timedelta(days=expires_days),
     )
     session.add(record)
-    audit.record(session, "token.created", actor=actor, account=username, token=name)
+    audit.record(session, "token.created", actor=actor, subject=username, token=name)
     session.commit()
     return token, record
 
@@ -64,7 +64,7 @@ def revoke_token(session: Session, username: str, name: str, *, actor: str | Non
         raise NotFound(f"{username} has no token named {name!r}; `nephelae admin tokens list {username}` shows them")
     if record.revoked_at is None:
         record.revoked_at = dt.datetime.now(dt.UTC)
-        audit.record(session, "token.revoked", actor=actor, account=username, token=name)
+        audit.record(session, "token.revoked", actor=actor, subject=username, token=name)
         session.commit()
     return record
 

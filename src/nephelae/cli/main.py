@@ -9,7 +9,7 @@ import sys
 import typer
 
 from nephelae import __version__
-from nephelae.cli import platform
+from nephelae.cli import admin, platform
 from nephelae.cli.output import print_error
 from nephelae.errors import NephelaeError
 
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.command()(platform.serve)
 app.command()(platform.demo)
 app.add_typer(platform.db_app, name="db")
+app.add_typer(admin.app, name="admin")
 
 
 def _version(value: bool) -> None:

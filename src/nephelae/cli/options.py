@@ -13,7 +13,7 @@ HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
-        help="Nephelae home directory [env: NEPHELAE_HOME; default: ./nephelae-home]",
+        help="Nephelae home directory \\[env: NEPHELAE_HOME; default: ./nephelae-home]",
         show_default=False,
     ),
 ]

@@ -68,6 +68,7 @@ class AuditEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str | None] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(String(64), index=True)
     address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -88,7 +89,7 @@ class Account(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[dt.datetime | None]
-    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
 
     networks: Mapped[list[AllowedNetwork]] = relationship(
         back_populates="account", cascade="all, delete-orphan", order_by="AllowedNetwork.id"

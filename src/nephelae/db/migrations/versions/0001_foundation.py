@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=True),
+        sa.Column("subject", sa.String(length=64), nullable=True),
         sa.Column("address", sa.String(length=64), nullable=True),
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
@@ -32,6 +33,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_audit_events_at"), "audit_events", ["at"])
     op.create_index(op.f("ix_audit_events_kind"), "audit_events", ["kind"])
     op.create_index(op.f("ix_audit_events_actor"), "audit_events", ["actor"])
+    op.create_index(op.f("ix_audit_events_subject"), "audit_events", ["subject"])
 
 
 def downgrade() -> None:

@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("decided_at", UTCDateTime(), nullable=True),
-        sa.Column("decided_by", sa.String(length=32), nullable=True),
+        sa.Column("decided_by", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("email", name=op.f("uq_accounts_email")),
         sa.UniqueConstraint("username", name=op.f("uq_accounts_username")),
