@@ -65,6 +65,10 @@ class RateLimited(NephelaeError):
     code = "rate_limited"
     title = "Too many requests"
 
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after  # seconds to wait, when known (HTTP sends it as Retry-After)
+
 
 class ConfigurationError(NephelaeError):
     """A setting, the home directory or the settings file is wrong."""

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from nephelae import __version__
+from nephelae.api.auth import install_access_control
 from nephelae.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from nephelae.api.routes import health
+from nephelae.api.routes import accounts, admin, health
 from nephelae.config import Settings
 from nephelae.db import make_engine, session_factory
 from nephelae.web import pages
@@ -39,7 +40,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    install_access_control(app, settings)
     install_problem_handlers(app)
     app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(accounts.router, prefix=API_PREFIX)
+    app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     return app

@@ -55,15 +55,26 @@ def status_for(error: errors.NephelaeError) -> int:
     return 500
 
 
-def problem_response(status: int, code: str, title: str, detail: str) -> JSONResponse:
+def problem_response(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     problem = Problem(type=f"urn:nephelae:problem:{code}", title=title, status=status, detail=detail, code=code)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(problem.model_dump(), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _headers_for(error: errors.NephelaeError) -> dict[str, str]:
+    """Headers some errors carry besides the body: how long a rate-limited caller should wait."""
+    if isinstance(error, errors.RateLimited) and error.retry_after is not None:
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 async def _nephelae_error(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, errors.NephelaeError)
-    return problem_response(status_for(error), error.code, error.title, error.detail)
+    return problem_response(status_for(error), error.code, error.title, error.detail, _headers_for(error))
 
 
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
