@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     @property
     def url(self) -> str:
         """Where users reach the HTTP server."""
-        return self.public_url or f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        return self.public_url or f"http://{host}:{self.port}"
 
     @property
     def archive_dir(self) -> Path:

@@ -32,7 +32,8 @@ def serve_in_thread(settings: Settings, host: str = "127.0.0.1") -> Iterator[Run
     port = sock.getsockname()[1]
     settings = settings.model_copy(update={"host": host, "port": port})
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False)  # as `nephelae serve`
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

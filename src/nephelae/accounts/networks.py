@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from nephelae.accounts import audit
-from nephelae.accounts.registry import get_account
-from nephelae.db.models import AllowedNetwork
+from nephelae.accounts.registry import decide, get_account
+from nephelae.db.models import Account, AllowedNetwork
 from nephelae.errors import Conflict, InvalidInput, NotFound
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -72,3 +72,13 @@ def remove_network(session: Session, username: str, cidr: str, *, actor: str | N
     account.networks.remove(matching[0])
     audit.record(session, "network.removed", actor=actor, subject=username, cidr=network)
     session.commit()
+
+
+def approve(session: Session, username: str, allow: Iterable[str] = (), *, actor: str | None = None) -> Account:
+    """Approve an account and allow the ranges it connects from; every range is checked before anything changes."""
+    wanted = list(dict.fromkeys(str(parse_network(cidr)) for cidr in allow))
+    account = decide(session, username, "approve", actor=actor)
+    for cidr in wanted:
+        if cidr not in {network.cidr for network in account.networks}:
+            allow_network(session, username, cidr, actor=actor)
+    return account

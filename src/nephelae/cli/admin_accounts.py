@@ -110,14 +110,8 @@ def approve(
     username: UserArgument, allow: AllowOption = None, home: HomeOption = None, json_output: JsonOption = False
 ) -> None:
     """Approve a pending (or earlier rejected) account, optionally allowing the ranges it connects from."""
-    # Check every range before deciding, so that a typo does not leave a half-applied approval.
-    wanted = list(dict.fromkeys(str(networks.parse_network(cidr)) for cidr in allow or []))
-    actor = operator_actor()
     with open_session(settings_from(home)) as session:
-        account = registry.decide(session, username, "approve", actor=actor)
-        for cidr in wanted:
-            if cidr not in (network.cidr for network in account.networks):
-                networks.allow_network(session, username, cidr, actor=actor)
+        account = networks.approve(session, username, allow or [], actor=operator_actor())
         summary = account_summary(account)
     if json_output:
         print_json(summary)

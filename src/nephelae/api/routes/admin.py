@@ -72,11 +72,7 @@ def approve_account(
     username: Username, admin: Administrator, session: SessionDep, body: ApproveRequest | None = None
 ) -> AccountDetail:
     """Approve a pending (or rejected) account, allowing the given ranges at once. 409 if already approved."""
-    wanted = [str(networks.parse_network(cidr)) for cidr in (body.allow if body else [])]  # all valid, or nothing done
-    account = registry.decide(session, username, "approve", actor=admin.username)
-    for cidr in dict.fromkeys(wanted):
-        if cidr not in {network.cidr for network in account.networks}:
-            networks.allow_network(session, username, cidr, actor=admin.username)
+    account = networks.approve(session, username, body.allow if body else [], actor=admin.username)
     return _detail(session, account)
 
 
