@@ -15,8 +15,6 @@ from nephelae.db import make_engine, upgrade
 from tests.support.postgres import PostgresServer, start_postgres_server
 from tests.support.server import RunningServer, serve_in_thread
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,10 +14,10 @@ import xarray as xr
 
 from nephelae.demo.archive import DemoDataset, build_demo_archive
 from nephelae.demo.weather import saturation_specific_humidity
+from tests.support.real_data import real_files
 
 DAYS = 3
 START = dt.date(2020, 1, 1)
-REAL_MUR = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "ghrsst-l4-mur25-glob"
 CORE_L4_VARIABLES = {"analysed_sst", "analysis_error", "sea_ice_fraction", "mask"}
 
 
@@ -136,7 +136,7 @@ def test_l4_global_attributes(l4: xr.Dataset) -> None:
 
 def test_l4_matches_a_real_ghrsst_l4_file(l4: xr.Dataset) -> None:
     """Realism: the core of JPL MUR25 (dims, names, packed dtype, attribute and encoding keys) is reproduced."""
-    with _open(next(REAL_MUR.glob("*.nc"))) as real:
+    with _open(real_files("ghrsst-l4-mur25-glob", "*.nc")[0]) as real:
         assert set(real.data_vars) >= CORE_L4_VARIABLES and set(l4.data_vars) >= CORE_L4_VARIABLES
         for name in CORE_L4_VARIABLES:
             assert l4[name].dims == real[name].dims, name
