@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -176,3 +178,61 @@ class ProjectDataset(Base):
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     dataset_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+
+
+class Dataset(Base):
+    """A collection of granules under one root, with a summary kept up to date by the indexer."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    license: Mapped[str] = mapped_column(String(200), default="proprietary")
+    root: Mapped[str] = mapped_column(Text)
+    pattern: Mapped[str] = mapped_column(String(300))
+    public: Mapped[bool] = mapped_column(default=False)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    indexed_at: Mapped[dt.datetime | None]
+    granule_count: Mapped[int] = mapped_column(default=0)
+    unreadable_count: Mapped[int] = mapped_column(default=0)
+    time_start: Mapped[dt.datetime | None]
+    time_end: Mapped[dt.datetime | None]
+    west: Mapped[float | None]
+    south: Mapped[float | None]
+    east: Mapped[float | None]
+    north: Mapped[float | None]
+    variables: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class Granule(Base):
+    """One file (or Zarr store) of a dataset, as the indexer last read it.
+
+    The bounding box follows STAC: west > east means the footprint crosses the antimeridian.
+    """
+
+    __tablename__ = "granules"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "path", name="uq_granules_dataset_path"),
+        Index("ix_granules_dataset_time", "dataset_id", "time_start", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)  # relative to the dataset root, '/'-separated
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | unreadable
+    reason: Mapped[str | None] = mapped_column(Text)
+    time_start: Mapped[dt.datetime | None]
+    time_end: Mapped[dt.datetime | None]
+    west: Mapped[float | None]
+    south: Mapped[float | None]
+    east: Mapped[float | None]
+    north: Mapped[float | None]
+    footprint: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # GeoJSON geometry, when finer than the bbox
+    variables: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # selected global attributes
+    indexed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
