@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from nephelae import errors
+from nephelae.sandbox import errors as sandbox
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ STATUS: dict[type[errors.NephelaeError], int] = {
     errors.InternalError: 500,
     errors.ConfigurationError: 500,
     errors.ServiceUnavailable: 503,
+    sandbox.SandboxError: 422,  # the user's code failed or crashed: their request, not our fault
+    sandbox.SandboxTimeout: 504,
 }
 
 # Errors raised by the framework itself (routing, parsing), by HTTP status.
