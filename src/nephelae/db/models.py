@@ -236,3 +236,61 @@ class Granule(Base):
     variables: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # selected global attributes
     indexed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(Base):
+    """A processor applied over a selection of datasets; its state machine's persistent half."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_owner_created", "owner", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    processor_identity: Mapped[str] = mapped_column(Text)
+    output_dataset: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(32), default="queued", index=True)
+    planning_finished: Mapped[bool] = mapped_column(default=False)
+    follow: Mapped[bool] = mapped_column(default=False)
+    retries: Mapped[int] = mapped_column(default=2)
+    task_count: Mapped[int] = mapped_column(default=0)
+    plan_cursor: Mapped[str | None] = mapped_column(Text)
+    followed_until: Mapped[dt.datetime | None]
+    pending_count: Mapped[int] = mapped_column(default=0)
+    running_count: Mapped[int] = mapped_column(default=0)
+    done_count: Mapped[int] = mapped_column(default=0)
+    failed_count: Mapped[int] = mapped_column(default=0)
+    cancelled_count: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # A user's cancel or retry, left here for the engine, which feeds it to the state machine on its next turn.
+    request: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class CampaignTask(Base):
+    """One unit of a campaign: its inputs, status, attempts, timings, log and outputs."""
+
+    __tablename__ = "campaign_tasks"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "ordinal", name="uq_campaign_tasks_campaign_ordinal"),
+        Index("ix_campaign_tasks_campaign_status", "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    ordinal: Mapped[int]
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    label: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(256))
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    log_path: Mapped[str | None] = mapped_column(Text)
+    outputs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
