@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from nephelae import __version__
 from nephelae.api.auth import install_access_control
 from nephelae.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from nephelae.api.routes import accounts, admin, health
+from nephelae.api.routes import accounts, admin, datasets, health
+from nephelae.api.stac import router as stac_router
 from nephelae.config import Settings
 from nephelae.db import make_engine, session_factory
 from nephelae.web import pages
@@ -45,5 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(accounts.router, prefix=API_PREFIX)
     app.include_router(admin.router, prefix=API_PREFIX)
+    app.include_router(stac_router)
+    app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     return app

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from nephelae.accounts import Principal, audit
 from nephelae.accounts.projects import add_dataset as add_project_dataset
-from nephelae.accounts.projects import datasets_of
+from nephelae.accounts.projects import datasets_of, get_project
 from nephelae.accounts.registry import check_identifier
 from nephelae.db.models import Dataset, Granule
 from nephelae.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -33,6 +33,8 @@ def add_dataset(
     """Register an archive (a directory or fsspec URL and a glob pattern relative to it) as a dataset."""
     check_identifier("dataset id", dataset_id)
     _check_pattern(pattern)
+    for project in projects:
+        get_project(session, project)  # all projects exist, or nothing is written
     if session.get(Dataset, dataset_id) is not None:
         raise Conflict(f"dataset {dataset_id!r} already exists")
     dataset = Dataset(

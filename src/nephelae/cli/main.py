@@ -9,7 +9,7 @@ import sys
 import typer
 
 from nephelae import __version__
-from nephelae.cli import admin, platform
+from nephelae.cli import admin, datasets, platform, search
 from nephelae.cli.output import print_error
 from nephelae.errors import NephelaeError
 
@@ -28,6 +28,8 @@ app.command()(platform.serve)
 app.command()(platform.demo)
 app.add_typer(platform.db_app, name="db")
 app.add_typer(admin.app, name="admin")
+app.add_typer(datasets.datasets_app, name="datasets")
+app.command("search")(search.search)
 
 
 def _version(value: bool) -> None:
