@@ -76,6 +76,14 @@ def test_demo_builds_a_home_and_serves_it(tmp_path: Path, database_url: str) -> 
             assert me.status_code == 200, me.text
             assert (me.json()["username"], me.json()["role"]) == (credentials[who]["username"], role)
             assert me.json()["projects"] == ["oceanheatflux"]
+        user = {"Authorization": f"Bearer {credentials['user']['token']}"}
+        datasets = {d["id"]: d for d in httpx.get(f"{url}/api/v1/datasets", headers=user).json()}
+        assert {key: datasets[key]["granule_count"] for key in datasets} == {
+            "demo-l4-sst": 3,
+            "demo-l2p-sst": 15,
+            "demo-surface-met": 3,
+        }
+        assert all(dataset["unreadable_count"] == 0 for dataset in datasets.values())
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

@@ -12,6 +12,7 @@ from nephelae.config import Settings
 from nephelae.db import make_engine, session_factory
 from nephelae.demo.accounts import set_up_people
 from nephelae.demo.archive import build_demo_archive
+from nephelae.demo.catalog import register_and_index
 
 CREDENTIALS_FILE = "demo-credentials.json"
 
@@ -19,7 +20,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def set_up_demo(settings: Settings, *, days: int = 60, progress: Progress | None = None) -> dict[str, Any]:
-    """Build the demo archive, accounts and project in the home (idempotent); write `demo-credentials.json`.
+    """Build the demo archive, its catalog, accounts and project in the home (idempotent); write the credentials.
 
     The database must already be migrated. Returns the credentials written.
     """
@@ -27,6 +28,7 @@ def set_up_demo(settings: Settings, *, days: int = 60, progress: Progress | None
     path = settings.home / CREDENTIALS_FILE
     engine = make_engine(settings.database)
     try:
+        register_and_index(engine, datasets, progress)
         with session_factory(engine)() as session:
             people = set_up_people(session, [dataset.id for dataset in datasets], _read_credentials(path))
     finally:
