@@ -25,6 +25,7 @@ from nephelae.catalog.search import search_granules
 from nephelae.db import session_factory
 from nephelae.db.models import Granule
 from nephelae.demo.archive import build_demo_archive
+from nephelae.errors import ServiceUnavailable
 from tests.support.real_data import real_files
 
 DEMO_FILES = 14  # two days: one L4, five L2P and one meteorology file a day
@@ -209,3 +210,17 @@ def test_fsspec_url_root(engine: Engine) -> None:
         assert index_dataset(engine, "archive", workers=1).removed == 1
     finally:
         filesystem.rm("/nephelae-test", recursive=True)
+
+
+def test_an_emptied_root_is_refused_unless_allowed(engine: Engine, tmp_path: Path) -> None:
+    """An unmounted archive lists nothing: that must not silently empty the catalog."""
+    root = tmp_path / "mount"
+    shutil.copytree(real_files("ghrsst-l4-ostia-anom-glob", "*.nc")[0].parent, root)
+    with session_factory(engine)() as session:
+        add_dataset(session, "ostia", str(root), "*.nc")
+    assert index_dataset(engine, "ostia", workers=1).added == 3
+    for path in root.iterdir():
+        path.unlink()
+    with pytest.raises(ServiceUnavailable, match="is the archive mounted"):
+        index_dataset(engine, "ostia", workers=1)
+    assert index_dataset(engine, "ostia", workers=1, allow_empty=True).removed == 3

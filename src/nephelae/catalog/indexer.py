@@ -41,7 +41,7 @@ from nephelae.catalog.metadata import GranuleMetadata
 from nephelae.catalog.reader import UnreadableGranule, read_granule_metadata
 from nephelae.db import session_factory
 from nephelae.db.models import Granule
-from nephelae.errors import InvalidInput
+from nephelae.errors import InvalidInput, ServiceUnavailable
 
 Progress = Callable[[str, int, int], None]
 
@@ -92,12 +92,19 @@ class _Outcome:
 
 
 def index_dataset(
-    engine: Engine, dataset_id: str, *, workers: int | None = None, progress: Progress | None = None
+    engine: Engine,
+    dataset_id: str,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    allow_empty: bool = False,
 ) -> IndexReport:
     """Bring the catalog of `dataset_id` up to date with the files under its root, and refresh its summary.
 
     `workers` processes read the files (default: one per core). `progress(label, done, total)` is called as files
-    are done; `total` counts the files listed so far, and grows until the listing is complete.
+    are done; `total` counts the files listed so far, and grows until the listing is complete. A root that lists
+    no file at all while the catalog has granules is refused unless `allow_empty` (an unmounted filesystem must
+    not empty the catalog).
     """
     began = time.perf_counter()
     sessions = session_factory(engine)
@@ -106,6 +113,7 @@ def index_dataset(
         root, pattern = dataset.root, dataset.pattern
         highest = session.scalar(select(func.max(Granule.id))) or 0
     run = _Run(engine, dataset_id, root, highest, workers or os.cpu_count() or 1, progress)
+    run.allow_empty = allow_empty or highest == 0
     report = run.execute(list_files(root, pattern))
     with sessions() as session:
         refresh_summary(session, get_dataset(session, dataset_id))
@@ -272,6 +280,7 @@ class _Run:
         self.last_write = time.monotonic()
         self.suspects: list[_Work] = []
         self.listed = self.done = 0
+        self.allow_empty = False
         self.pool = _pool(workers)
 
     def execute(self, files: Iterable[ListedFile]) -> IndexReport:
@@ -290,8 +299,19 @@ class _Run:
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
             gc.unfreeze()
+        if self.listed == 0 and not self.allow_empty and self._has_granules():
+            raise ServiceUnavailable(
+                f"no file of dataset {self.dataset_id} was found under {self.root}, which the catalog says holds "
+                "granules: is the archive mounted? If the files really were all removed, index again with "
+                "--allow-empty"
+            )
         self._sweep()
         return self.report
+
+    def _has_granules(self) -> bool:
+        query = select(Granule.id).where(Granule.dataset_id == self.dataset_id).limit(1)
+        with self.engine.connect() as connection:
+            return connection.execute(query).first() is not None
 
     def _compare(self, batch: list[ListedFile]) -> list[_Work]:
         """The files of `batch` to read; the unchanged ones are counted and marked seen."""

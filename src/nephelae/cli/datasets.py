@@ -126,6 +126,10 @@ def index(
         int | None,
         typer.Option("--workers", metavar="N", min=1, max=256, help="Files read in parallel [default: automatic]."),
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="Accept a root with no file at all, forgetting every granule."),
+    ] = False,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -138,7 +142,7 @@ def index(
         engine = session.get_bind()
         assert isinstance(engine, Engine)
         with progress_bar(enabled=not json_output) as report:
-            result = index_dataset(engine, dataset_id, workers=workers, progress=report)
+            result = index_dataset(engine, dataset_id, workers=workers, progress=report, allow_empty=allow_empty)
     counts = dataclasses.asdict(result)
     if json_output:
         print_json({"dataset": dataset_id, **counts})
