@@ -41,6 +41,19 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = Field(
         None, description="Address of an existing Dask scheduler; a LocalCluster when unset."
     )
+    run_engine: bool = Field(
+        True, description="Run the campaign engine in the server (one works per database; others stand by)."
+    )
+    dask_workers: int | None = Field(
+        None, ge=1, description="Worker processes of the LocalCluster (no scheduler set); one per core when unset."
+    )
+    dask_threads_per_worker: int = Field(1, ge=1, description="Threads of each LocalCluster worker process.")
+    task_memory_mb: int | None = Field(
+        4096, ge=64, description="Memory limit of a campaign task when its spec gives none (MB); unset: no limit."
+    )
+    task_timeout_seconds: int | None = Field(
+        3600, ge=1, description="Wall-clock limit of a campaign task when its spec gives none; unset: no limit."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -140,6 +153,9 @@ _SETTINGS_TEMPLATE = """\
 # public_url = "https://nephelae.example.org"
 # platform_name = "Nephelae"
 # dask_scheduler = "tcp://scheduler.example.org:8786"                     # a LocalCluster when unset
+# dask_workers = 4                                                         # LocalCluster size; one per core when unset
+# task_memory_mb = 4096                                                    # per-task defaults, when a spec sets none
+# task_timeout_seconds = 3600
 """
 
 

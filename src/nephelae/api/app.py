@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,8 +11,9 @@ from fastapi import FastAPI
 from nephelae import __version__
 from nephelae.api.auth import install_access_control
 from nephelae.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from nephelae.api.routes import accounts, admin, datasets, health
+from nephelae.api.routes import accounts, admin, campaigns, datasets, health
 from nephelae.api.stac import router as stac_router
+from nephelae.campaigns.engine import CampaignEngine
 from nephelae.config import Settings
 from nephelae.db import make_engine, session_factory
 from nephelae.web import pages
@@ -22,10 +24,15 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI application for `settings`; the database must already be migrated (see `nephelae serve`)."""
     engine = make_engine(settings.database)
+    campaign_engine = CampaignEngine(settings, engine) if settings.run_engine else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if campaign_engine is not None:
+            campaign_engine.start()
         yield
+        if campaign_engine is not None:
+            await asyncio.to_thread(campaign_engine.stop)
         engine.dispose()
 
     app = FastAPI(
@@ -40,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.campaign_engine = campaign_engine
     app.state.sessions = session_factory(engine)
     install_access_control(app, settings)
     install_problem_handlers(app)
@@ -48,5 +56,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(stac_router)
     app.include_router(datasets.router, prefix=API_PREFIX)
+    app.include_router(campaigns.router, prefix=API_PREFIX)
     app.include_router(pages.router)
     return app

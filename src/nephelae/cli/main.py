@@ -9,7 +9,7 @@ import sys
 import typer
 
 from nephelae import __version__
-from nephelae.cli import admin, datasets, platform, search
+from nephelae.cli import admin, campaigns, datasets, platform, search
 from nephelae.cli.output import print_error
 from nephelae.errors import NephelaeError
 
@@ -30,6 +30,7 @@ app.add_typer(platform.db_app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(datasets.datasets_app, name="datasets")
 app.command("search")(search.search)
+app.add_typer(campaigns.campaigns_app, name="campaigns")
 
 
 def _version(value: bool) -> None:
