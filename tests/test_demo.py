@@ -82,7 +82,10 @@ def test_demo_builds_a_home_and_serves_it(tmp_path: Path, database_url: str) -> 
             "demo-l4-sst": 3,
             "demo-l2p-sst": 15,
             "demo-surface-met": 3,
+            "demo-monthly-sst": 1,  # the example campaign's output: one month
         }
+        [campaign] = httpx.get(f"{url}/api/v1/campaigns", headers=user).json()
+        assert (campaign["name"], campaign["status"]) == ("demo-monthly-sst", "completed")
         assert all(dataset["unreadable_count"] == 0 for dataset in datasets.values())
     finally:
         process.send_signal(signal.SIGINT)

@@ -12,6 +12,7 @@ from nephelae.config import Settings
 from nephelae.db import make_engine, session_factory
 from nephelae.demo.accounts import set_up_people
 from nephelae.demo.archive import build_demo_archive
+from nephelae.demo.campaign import run_example_campaign
 from nephelae.demo.catalog import register_and_index
 
 CREDENTIALS_FILE = "demo-credentials.json"
@@ -31,6 +32,7 @@ def set_up_demo(settings: Settings, *, days: int = 60, progress: Progress | None
         register_and_index(engine, datasets, progress)
         with session_factory(engine)() as session:
             people = set_up_people(session, [dataset.id for dataset in datasets], _read_credentials(path))
+        run_example_campaign(settings, engine, people["user"]["username"])
     finally:
         engine.dispose()
     credentials: dict[str, Any] = {"url": settings.url, **people}
