@@ -52,9 +52,9 @@ def polygon_footprint(sides: list[FloatArray], pole: int) -> dict[str, Any] | No
     ring = np.concatenate([_thin(side, SIDE_VERTICES) for side in sides])
     if len(ring) < 3:
         return None
-    x = ring[0, 0] + np.concatenate([[0.0], np.cumsum(_wrap(np.diff(ring[:, 0])))])
+    x = ring[0, 0] + np.concatenate([[0.0], np.cumsum(wrap(np.diff(ring[:, 0])))])
     points = list(zip(x.tolist(), ring[:, 1].tolist(), strict=True))
-    closing = points[-1][0] + float(_wrap(points[0][0] - points[-1][0]))
+    closing = points[-1][0] + float(wrap(points[0][0] - points[-1][0]))
     if pole:
         points += [(closing, points[0][1]), (closing, 90.0 * pole), (points[0][0], 90.0 * pole)]
     elif abs(closing - points[0][0]) > 1e-6:
@@ -148,6 +148,7 @@ def _as_lists(rings: list[list[Point]]) -> list[list[list[float]]]:
     return [[[lon, lat] for lon, lat in ring] for ring in rings]
 
 
-def _wrap(longitude: Any) -> FloatArray:
+def wrap(longitude: Any) -> FloatArray:
+    """Longitudes (numbers or arrays) in [-180, 180)."""
     wrapped: FloatArray = (np.asarray(longitude, dtype=np.float64) + 180.0) % 360.0 - 180.0
     return wrapped

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from nephelae.catalog.reader_footprint import polygon_footprint, swath_sides, track_footprint
+from nephelae.catalog.reader_footprint import polygon_footprint, swath_sides, track_footprint, wrap
 
 FloatArray = npt.NDArray[np.float64]
 Kind = Literal["grid", "swath", "track"]
@@ -273,11 +273,6 @@ def _half_step(values: FloatArray, *, periodic: bool) -> float:
     every = np.concatenate(steps) if steps else np.empty(0)
     every = every[np.isfinite(every)]
     return float(every.max()) / 2 if every.size else 0.0
-
-
-def wrap(longitude: Any) -> Any:
-    """Longitudes (numbers or arrays) in [-180, 180)."""
-    return (np.asarray(longitude, dtype=np.float64) + 180.0) % 360.0 - 180.0
 
 
 def wrap_west(longitude: float) -> float:
