@@ -364,7 +364,7 @@ def test_the_client_submits_and_pages_lazily(
 
 
 def test_the_client_never_sends_a_submission_twice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nephelae.client.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("nephelae.client.transport.time.sleep", lambda _seconds: None)
     sent: list[str] = []
 
     def refuse(request: httpx.Request) -> httpx.Response:

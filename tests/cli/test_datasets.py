@@ -133,7 +133,7 @@ def test_user_commands_find_the_local_server_and_demo_token(
     (settings.home / "demo-credentials.json").write_text(json.dumps(credentials))
     assert len(operator.json("datasets", "list")) == 3
 
-    monkeypatch.setattr("nephelae.client.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("nephelae.client.transport.time.sleep", lambda _seconds: None)
     monkeypatch.setenv("NEPHELAE_URL", "http://127.0.0.1:1")
     operator.fails("unavailable: cannot reach the Nephelae server at http://127.0.0.1:1", "search", "sst-l4")
     monkeypatch.setenv("NEPHELAE_URL", "ftp://nephelae.example.org")
