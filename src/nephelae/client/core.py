@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
+from nephelae.client.analysis import Analysis
+from nephelae.client.files import Files
 from nephelae.client.transport import Transport, response_error
 from nephelae.client.wire import (
     BBoxLike,
@@ -44,6 +46,8 @@ class Client:
     ) -> None:
         self._transport = Transport(url, token, timeout=timeout, retries=retries, backoff=backoff, transport=transport)
         self.url = self._transport.url
+        self.analysis = Analysis(self._transport)
+        self.files = Files(self._transport)
 
     @classmethod
     def open(cls, url: str, token: str | None = None, *, timeout: float = 30.0, retries: int = 3) -> Client:

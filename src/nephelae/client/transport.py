@@ -98,10 +98,13 @@ class Transport:
                 ) from None
         raise response_error(response)
 
-    def send(self, method: str, path: str, params: Mapping[str, str] | None) -> httpx.Response:
-        """Send one idempotent request, again after connection failures and 502/503/504, waiting longer each time."""
+    def send(self, method: str, path: str, params: Mapping[str, str] | None, **body: Any) -> httpx.Response:
+        """Send one idempotent request, again after connection failures and 502/503/504, waiting longer each time.
+
+        `body` holds httpx's `json`, `content` and `headers` arguments.
+        """
         for attempt in range(self.retries + 1):
-            response, failure = self._attempt(method, path, params)
+            response, failure = self._attempt(method, path, params, **body)
             last = attempt == self.retries
             if response is not None and (last or response.status_code not in RETRIED_STATUSES):
                 return response
@@ -110,13 +113,38 @@ class Transport:
             time.sleep(_retry_wait(self.backoff, attempt, response))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request whose answer is not JSON (a file, a PNG, NetCDF...): the successful response, or the error.
+
+        GET, PUT and DELETE are idempotent and retried like `send`; other methods are sent once (see `post`).
+        """
+        if method in ("GET", "PUT", "DELETE", "HEAD"):
+            response = self.send(method, path, params, json=json, content=content, headers=headers)
+        else:
+            try:
+                response = self.http.request(method, path, params=params, json=json, content=content, headers=headers)
+            except httpx.TransportError as error:
+                raise ServiceUnavailable(f"no answer from {self.url} ({_reason(error)})") from None
+        if not response.is_success:
+            raise response_error(response)
+        return response
+
     def _attempt(
-        self, method: str, path: str, params: Mapping[str, str] | None
+        self, method: str, path: str, params: Mapping[str, str] | None, **body: Any
     ) -> tuple[httpx.Response | None, ServiceUnavailable | None]:
         """One try: the answer, or the error to raise if this was the last try."""
         attempts = self.retries + 1
         try:
-            return self.http.request(method, path, params=params), None
+            return self.http.request(method, path, params=params, **body), None
         except httpx.TimeoutException:
             detail = f"{self.url} did not answer within {self.timeout:g} s ({attempts} attempts); try again later"
         except httpx.TransportError as error:
