@@ -217,6 +217,7 @@ class Granule(Base):
     __table_args__ = (
         UniqueConstraint("dataset_id", "path", name="uq_granules_dataset_path"),
         Index("ix_granules_dataset_time", "dataset_id", "time_start", "id"),
+        Index("ix_granules_dataset_indexed", "dataset_id", "indexed_at", "id"),  # standing campaigns' new granules
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
