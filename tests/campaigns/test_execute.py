@@ -274,9 +274,37 @@ def test_bad_parameters_of_a_builtin_are_not_retried(home: Home) -> None:
     assert unknown.retryable is False and "has no processor 'bin_everything'" in (unknown.error or "")
 
 
-def test_zarr_output_is_refused_cleanly(home: Home) -> None:
-    result = run_task(home.request("nephelae.processors:time_mean", output_format="zarr"))
-    assert result.retryable is False and "use output format netcdf" in (result.error or "")
+@pytest.mark.parametrize("processor", ["nephelae.processors:monthly_mean", "anomaly.py:process"])
+def test_zarr_outputs_are_stores_published_once(home: Home, processor: str) -> None:
+    parameters = {"offset": 273.15} if processor.startswith("anomaly") else {}
+    request = home.request(processor, parameters=parameters, output_format="zarr")
+    result = run_task(request)
+    assert result.error is None, f"{result.error}\n{result.traceback}"
+    final = output_path(request.output_dir, request.key, "zarr")
+    assert result.outputs[0].path == str(final) and final.is_dir() and (final / ".zmetadata").is_file()
+    assert list(final.parent.iterdir()) == [final]  # no temporary store or NetCDF copy left
+    assert result.outputs[0].size == sum(path.stat().st_size for path in final.rglob("*") if path.is_file())
+    with xr.open_zarr(final) as output:
+        name = "warmth" if parameters else "analysed_sst"
+        expected = nanmean(l4_field(home.l4())) - (273.15 if parameters else 0.0)
+        np.testing.assert_allclose(output[name].values.squeeze(), expected, rtol=1e-6, atol=1e-5)
+        check_provenance(output.attrs, request)
+    before = {path: path.stat().st_mtime_ns for path in final.rglob("*")}
+    again = run_task(request)
+    assert again.outputs[0].reused is True
+    assert {path: path.stat().st_mtime_ns for path in final.rglob("*")} == before
+
+
+def test_a_second_store_for_the_same_key_is_dropped(home: Home, tmp_path: Path) -> None:
+    final = home.output / "ab" / "abc.zarr"
+    final.parent.mkdir(parents=True)
+    first, second = (tmp_path / name for name in ("first", "second"))
+    for store, value in ((first, 1.0), (second, 2.0)):
+        xr.Dataset({"v": ("x", [value])}).to_zarr(store, zarr_format=2, consolidated=True)
+    assert publish(first, final) is True
+    assert publish(second, final) is False
+    with xr.open_zarr(final) as published:
+        assert published["v"].values.tolist() == [1.0]
 
 
 def test_a_workspace_script_runs_sandboxed_in_a_reused_worker(home: Home) -> None:

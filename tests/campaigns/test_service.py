@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from nephelae.campaigns.spec import ProcessorRef, validate_spec
 from nephelae.catalog.datasets import add_dataset, get_dataset, list_datasets, refresh_summary
 from nephelae.config import Settings
 from nephelae.db import session_factory
-from nephelae.db.models import Campaign, CampaignTask, Granule
+from nephelae.db.models import Campaign, CampaignTask, Dataset, Granule
 from nephelae.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 DAY0 = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -331,8 +330,7 @@ def test_workspace_permissions_are_not_needed_to_submit_builtins(session: Sessio
     assert os.access(settings.campaigns_dir / "alice-sst-mean", os.W_OK)
 
 
-def test_zarr_outputs_are_refused_where_zarr_is_not_installed(session: Session, settings: Settings) -> None:
-    if find_spec("zarr") is not None:
-        pytest.skip("zarr is installed here")
-    with pytest.raises(InvalidInput, match=r"output format zarr is not available.*use netcdf"):
-        submit(session, settings, output={"dataset": "alice-sst-mean", "format": "zarr"})
+def test_a_zarr_output_dataset_catalogues_stores(session: Session, settings: Settings) -> None:
+    submit(session, settings, output={"dataset": "alice-sst-mean", "format": "zarr"})
+    dataset = session.get(Dataset, "alice-sst-mean")
+    assert dataset is not None and dataset.pattern == "**/*.zarr"

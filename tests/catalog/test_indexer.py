@@ -14,6 +14,7 @@ from typing import Any
 
 import fsspec
 import pytest
+import xarray as xr
 from sqlalchemy import Engine, select
 
 from nephelae.catalog import indexer
@@ -145,6 +146,20 @@ def test_only_files_inside_the_root_are_indexed(engine: Engine, tmp_path: Path) 
     report = index_dataset(engine, "archive", workers=1)
     assert set(granules(engine)) == {"sub/inside.nc", "alias.nc"}
     assert (report.added, report.unreadable) == (2, 0)
+
+
+def test_zarr_stores_matching_the_pattern_are_granules(engine: Engine, tmp_path: Path) -> None:
+    root = tmp_path / "stores"
+    for number, source in enumerate(REAL[:2]):
+        with xr.open_dataset(source) as dataset:
+            dataset.to_zarr(root / "2020" / f"granule-{number}.zarr", zarr_format=2, consolidated=True)
+    (root / "folder.zarr").mkdir()  # a directory that is no store is walked into, not catalogued
+    register(engine, root, pattern="**/*.zarr")
+    report = index_dataset(engine, "archive", workers=1)
+    assert set(granules(engine)) == {"2020/granule-0.zarr", "2020/granule-1.zarr"}
+    assert (report.added, report.unreadable) == (2, 0)
+    again = index_dataset(engine, "archive", workers=1)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 2)  # unchanged stores are not read again
 
 
 def test_pattern_matching_by_segments(tmp_path: Path) -> None:

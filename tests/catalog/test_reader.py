@@ -364,9 +364,23 @@ def test_text_file_named_nc(tmp_path: Path) -> None:
 def test_directories_and_zarr_stores(tmp_path: Path) -> None:
     (tmp_path / "folder.nc").mkdir()
     assert "directory" in _unreadable(tmp_path / "folder.nc")
-    (tmp_path / "store.zarr").mkdir()
-    (tmp_path / "store.zarr" / ".zgroup").write_text('{"zarr_format": 2}')
-    assert "zarr is not installed" in _unreadable(tmp_path / "store.zarr")
+    (tmp_path / "empty.zarr").mkdir()
+    (tmp_path / "empty.zarr" / ".zgroup").write_text('{"zarr_format": 2}')
+    assert "no time" in _unreadable(tmp_path / "empty.zarr")  # read as Zarr: a store holding nothing
+
+
+def test_zarr_v2_stores_are_read_and_v3_stores_refused_with_the_reason(tmp_path: Path) -> None:
+    source = real_files("ghrsst-l4-ostia-anom-glob", "*.nc")[0]
+    with xr.open_dataset(source) as dataset:
+        dataset.to_zarr(tmp_path / "v2.zarr", zarr_format=2, consolidated=True)
+        dataset.to_zarr(tmp_path / "v3.zarr", zarr_format=3, consolidated=False)
+    from_zarr, from_netcdf = read_granule_metadata(tmp_path / "v2.zarr"), read_granule_metadata(source)
+    assert (from_zarr.time_start, from_zarr.time_end) == (from_netcdf.time_start, from_netcdf.time_end)
+    assert (from_zarr.west, from_zarr.south, from_zarr.east, from_zarr.north) == pytest.approx(
+        (from_netcdf.west, from_netcdf.south, from_netcdf.east, from_netcdf.north)
+    )
+    assert {v.name for v in from_zarr.variables} == {v.name for v in from_netcdf.variables}
+    assert "Zarr v3 store" in _unreadable(tmp_path / "v3.zarr")
 
 
 def test_missing_file_and_fifo(tmp_path: Path) -> None:

@@ -17,13 +17,13 @@ import datetime as dt
 import logging
 import os
 import secrets
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import import_module
-from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
@@ -31,6 +31,7 @@ from nephelae.campaigns.state import TaskFailed, TaskStarted, TaskSucceeded
 from nephelae.campaigns.tasks import TaskRequest, TaskResult
 from nephelae.catalog.metadata import GranuleMetadata
 from nephelae.catalog.reader import UnreadableGranule, read_granule_metadata
+from nephelae.catalog.stores import granule_stat
 from nephelae.config import Settings
 from nephelae.errors import ServiceUnavailable
 
@@ -78,13 +79,21 @@ def run_on_worker(runner: Runner, request: TaskRequest) -> WorkerReport:
 def describe_output(path: str) -> DescribedOutput:
     """The catalog metadata of one output file; never raises for the file's sake."""
     try:
-        info = Path(path).stat()
+        size, mtime = granule_stat(path)
     except OSError as error:
         return DescribedOutput(path, 0, 0, None, f"the output vanished: {error.strerror}")
     try:
-        return DescribedOutput(path, info.st_size, info.st_mtime_ns, read_granule_metadata(path))
+        return DescribedOutput(path, size, mtime, read_granule_metadata(path))
     except UnreadableGranule as error:
-        return DescribedOutput(path, info.st_size, info.st_mtime_ns, None, error.reason)
+        return DescribedOutput(path, size, mtime, None, error.reason)
+
+
+def _interrupt_everywhere(client: Any, campaign_id: int, tasks: list[int]) -> None:
+    interrupt_tasks = import_module("nephelae.campaigns.execute").interrupt_tasks
+    try:
+        client.run(interrupt_tasks, campaign_id, tasks)
+    except Exception:  # a worker gone meanwhile: nothing to stop there
+        logger.warning("campaign engine: stopping the tasks of campaign %d on some worker failed", campaign_id)
 
 
 class Cluster:
@@ -160,6 +169,18 @@ class DaskBridge:
     def cancel(self, futures: Sequence[Any]) -> None:
         if futures and self._cluster is not None:
             self._cluster.client.cancel(list(futures), force=True)
+
+    def interrupt(self, campaign_id: int, tasks: Sequence[int]) -> None:
+        """Stop the sandboxes running these tasks on every worker, in the background (a slow worker blocks nothing)."""
+        if not tasks or self._cluster is None:
+            return
+        client = self._cluster.client
+        threading.Thread(
+            target=_interrupt_everywhere,
+            args=(client, campaign_id, list(tasks)),
+            name="nephelae-interrupt",
+            daemon=True,
+        ).start()
 
     def close(self) -> None:
         if self._cluster is not None:

@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -44,13 +44,16 @@ from nephelae.campaigns.outputs import (
     TaskLog,
     adopt,
     close_all,
+    discard,
     new_staging,
     open_inputs,
     output_path,
+    output_size,
     provenance,
     publish,
     temporary_path,
     write_netcdf,
+    write_zarr_store,
 )
 from nephelae.campaigns.spec import ProcessorRef, parse_processor, render_command
 from nephelae.campaigns.tasks import TaskOutput, TaskRequest, TaskResult
@@ -105,26 +108,35 @@ def run_task(request: TaskRequest) -> TaskResult:
 
 
 def _produce(request: TaskRequest, log: TaskLog) -> TaskOutput:
-    if request.output_format != "netcdf":
-        raise ProcessorFailure(
-            f"output format {request.output_format!r} is not available on this platform (zarr is not installed); "
-            "use output format netcdf",
-            retryable=False,
-        )
-    final = output_path(request.output_dir, request.key)
+    final = output_path(request.output_dir, request.key, request.output_format)
     if final.exists():
         log.line(f"output already written by an earlier run: {final}")
-        return TaskOutput(str(final), final.stat().st_size, reused=True)
+        return TaskOutput(str(final), output_size(final), reused=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     processor = _processor(request)
     temporary = RUNNERS[processor.kind](request, processor, final, log)
     try:
+        if request.output_format == "zarr":
+            temporary = _as_zarr(temporary, final)
         published = publish(temporary, final)
     finally:
-        temporary.unlink(missing_ok=True)
+        discard(temporary)
     if not published:
         log.line("a concurrent run of this task published the output first; this run's copy was dropped")
-    return TaskOutput(str(final), final.stat().st_size, reused=not published)
+    return TaskOutput(str(final), output_size(final), reused=not published)
+
+
+def _as_zarr(netcdf: Path, final: Path) -> Path:
+    """The processor's NetCDF output converted to a temporary Zarr store (the NetCDF copy removed)."""
+    try:
+        with _netcdf_library:
+            return write_zarr_store(netcdf, final)
+    except Exception as error:
+        raise ProcessorFailure(
+            f"cannot write the output as Zarr: {type(error).__name__}: {error}", retryable=True
+        ) from None
+    finally:
+        netcdf.unlink(missing_ok=True)
 
 
 def _processor(request: TaskRequest) -> ProcessorRef:
@@ -313,6 +325,7 @@ class _Sandbox:
 
 
 _idle: list[_Sandbox] = []  # most recently used last
+_busy: dict[tuple[int, int], _Sandbox] = {}  # (campaign, task) -> the sandbox running it
 _idle_lock = threading.Lock()
 
 
@@ -329,10 +342,14 @@ def _sandbox_for(request: TaskRequest) -> Iterator[_Sandbox]:
         if found is not None:
             _idle.remove(found)
     found = found or _new_sandbox(request, key, limits)
+    task = (request.campaign_id, request.ordinal)
+    with _idle_lock:
+        _busy[task] = found
     try:
         yield found
     finally:
         with _idle_lock:
+            _busy.pop(task, None)
             _idle.append(found)
             evicted = _idle[:-IDLE_SANDBOXES]
             del _idle[:-IDLE_SANDBOXES]
@@ -362,6 +379,18 @@ def close_sandboxes(campaign_id: int | None = None) -> int:
     for sandbox in chosen:
         sandbox.close()
     return len(chosen)
+
+
+def interrupt_tasks(campaign_id: int, tasks: Sequence[int]) -> int:
+    """Kill the sandboxed workers running these tasks of a campaign in this process; returns how many were running.
+
+    For the engine, when tasks are cancelled: `client.run(interrupt_tasks, ...)` on every Dask worker. The killed
+    tasks end as crashed, a report the engine drops. Built-in processors run in the worker's own thread, and commands
+    in one-shot sandboxes: those finish (or time out) on their own.
+    """
+    with _idle_lock:
+        running = [_busy[(campaign_id, task)] for task in tasks if (campaign_id, task) in _busy]
+    return sum(sandbox.worker.interrupt() for sandbox in running)
 
 
 atexit.register(close_sandboxes)  # idle sandboxes stop with the process, their staging directories removed

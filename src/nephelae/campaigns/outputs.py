@@ -1,11 +1,14 @@
 """The files of a task: its inputs opened lazily, its output written once under its key with CF and provenance
 attributes, and its log.
 
-An output is `output_dir/<key[:2]>/<key>.nc`. It is written under a temporary name in the same directory
-(`.<key>.<pid>.<random>.tmp`: hidden, so the catalog's indexer never sees it), flushed to disk, then hard-linked to
-its final name, which therefore only ever names a complete file. The first run to finish wins: a duplicate run (Dask
-may run a task twice after losing a worker) finds the name taken and drops its own copy, so a published output is
-never rewritten. File systems without hard links fall back to `os.replace` (last rename wins, the same content).
+An output is `output_dir/<key[:2]>/<key>.nc` (or `<key>.zarr`, a Zarr v2 store). It is written under a temporary
+name in the same directory (`.<key>.<pid>.<random>.tmp`: hidden, so the catalog's indexer never sees it), flushed to
+disk, then hard-linked to its final name, which therefore only ever names a complete file. The first run to finish
+wins: a duplicate run (Dask may run a task twice after losing a worker) finds the name taken and drops its own copy,
+so a published output is never rewritten. File systems without hard links fall back to `os.replace` (last rename
+wins, the same content). A Zarr store is written as NetCDF first (the same path for every kind of processor),
+converted into a hidden temporary store beside its final name, synced, and renamed into place: renaming a directory
+onto a non-empty one fails, so there too the first run wins.
 
 User code in the sandbox writes in a staging directory of its own, `output_dir/.staging/<host>-<pid>-<random>/`,
 from which the platform moves the file into the output directory (`adopt`) before publishing it.
@@ -31,6 +34,7 @@ from typing import Any
 import xarray as xr
 
 from nephelae.campaigns.tasks import TaskRequest
+from nephelae.catalog.stores import granule_stat, xarray_engine
 from nephelae.errors import InvalidInput
 
 CONVENTIONS = "CF-1.8"
@@ -39,11 +43,26 @@ KEPT_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_v
 STAGING = ".staging"
 SOFTWARE = ("nephelae", "xarray", "numpy", "netCDF4", "dask")
 NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
+TAKEN = (errno.ENOTEMPTY, errno.EEXIST)
+SUFFIXES = {"netcdf": ".nc", "zarr": ".zarr"}
 
 
-def output_path(output_dir: str | Path, key: str) -> Path:
+def output_path(output_dir: str | Path, key: str, output_format: str = "netcdf") -> Path:
     """Where the output of `key` lives: sharded by the key's first two characters."""
-    return Path(output_dir) / key[:2] / f"{key}.nc"
+    return Path(output_dir) / key[:2] / f"{key}{SUFFIXES[output_format]}"
+
+
+def output_size(path: Path) -> int:
+    """Bytes of an output, a file or a Zarr store."""
+    return granule_stat(path)[0]
+
+
+def discard(path: Path) -> None:
+    """Remove a temporary output, a file or a store, if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def temporary_path(final: Path) -> Path:
@@ -56,6 +75,8 @@ def publish(temporary: Path, final: Path) -> bool:
 
     `temporary` is left in place (a second name of the output, or the losing copy): the caller removes it.
     """
+    if temporary.is_dir():
+        return _publish_store(temporary, final)
     try:
         final.hardlink_to(temporary)
     except FileExistsError:
@@ -68,6 +89,38 @@ def publish(temporary: Path, final: Path) -> bool:
         temporary.replace(final)
     sync_directory(final.parent)
     return True
+
+
+def _publish_store(temporary: Path, final: Path) -> bool:
+    try:
+        temporary.rename(final)  # atomic; refused when `final` is a store already (not empty)
+    except OSError as error:
+        if error.errno in TAKEN:
+            return False
+        raise
+    sync_directory(final.parent)
+    return True
+
+
+def write_zarr_store(netcdf: Path, final: Path) -> Path:
+    """A synced Zarr v2 store beside `final` holding what the NetCDF file `netcdf` holds; returns its temporary name.
+
+    Zarr v2, consolidated: netCDF-C (and so the catalog's reader) reads it, and so does xarray's zarr engine.
+    """
+    store = temporary_path(final).with_suffix(".tmp.zarr")
+    with xr.open_dataset(netcdf, engine="netcdf4", decode_timedelta=False, mask_and_scale=False) as dataset:
+        for variable in dataset.variables.values():
+            variable.encoding = {key: value for key, value in variable.encoding.items() if key in KEPT_ENCODING}
+        try:
+            dataset.to_zarr(store, mode="w-", zarr_format=2, consolidated=True)
+        except BaseException:
+            shutil.rmtree(store, ignore_errors=True)
+            raise
+    for directory, _subdirectories, files in os.walk(store):
+        for name in files:
+            sync_file(Path(directory, name))
+        sync_directory(Path(directory))
+    return store
 
 
 def new_staging(output_dir: str | Path) -> Path:
@@ -188,7 +241,7 @@ def open_granules(alias: str, paths: Sequence[str]) -> xr.Dataset:
 
 
 def _open_granule(path: str) -> xr.Dataset:
-    dataset = xr.open_dataset(path, engine="netcdf4", decode_timedelta=False, chunks={})
+    dataset = xr.open_dataset(path, engine=xarray_engine(path), decode_timedelta=False, chunks={})
     bounds = {variable.attrs["bounds"] for variable in dataset.variables.values() if "bounds" in variable.attrs}
     axes = [
         name for name in dataset.variables if name in bounds or (name in dataset.coords and name not in dataset.indexes)

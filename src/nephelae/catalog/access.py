@@ -17,6 +17,7 @@ from nephelae.accounts import Principal
 from nephelae.catalog.datasets import get_dataset, readable_dataset
 from nephelae.catalog.query import BBox, Interval
 from nephelae.catalog.search import search_granules
+from nephelae.catalog.stores import xarray_engine
 from nephelae.db.models import Dataset, Granule
 from nephelae.errors import InvalidInput, NotFound
 from nephelae.toolbox import subset
@@ -45,7 +46,8 @@ def find_granules(
 
 def open_granule(dataset: Dataset, granule: Granule, *, chunks: dict[str, int] | None = None) -> xr.Dataset:
     """One granule, lazily (dask arrays in the file's own chunks)."""
-    return xr.open_dataset(granule_location(dataset, granule), engine="netcdf4", chunks=chunks or {})
+    location = granule_location(dataset, granule)
+    return xr.open_dataset(location, engine=xarray_engine(location), chunks=chunks or {})
 
 
 def open_dataset(
@@ -69,10 +71,11 @@ def open_dataset(
     if not granules:
         raise NotFound(f"no granule of {dataset_id} matches the request (time {_describe(time)}, bbox {bbox})")
     swath = granules[0].footprint is not None
+    locations = [granule_location(dataset, granule) for granule in granules]
     try:
         combined = xr.open_mfdataset(
-            [granule_location(dataset, granule) for granule in granules],
-            engine="netcdf4",
+            locations,
+            engine=xarray_engine(locations[0]),
             combine="nested",
             concat_dim="time",
             data_vars="all" if swath else "minimal",

@@ -16,6 +16,7 @@ Built for archives of millions of files, on one machine or many:
 
 Only files under the root are indexed: the walk does not follow directory symlinks, and a file symlink is followed
 only when its target is inside the root. Hidden entries (dot files, dot directories) are skipped, as glob does.
+A directory that matches the pattern and holds Zarr metadata is one granule (a Zarr store), not walked into.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from nephelae.catalog.datasets import get_dataset, refresh_summary
 from nephelae.catalog.metadata import GranuleMetadata
 from nephelae.catalog.reader import UnreadableGranule, read_granule_metadata
+from nephelae.catalog.stores import is_zarr_store, store_stat
 from nephelae.db import session_factory
 from nephelae.db.models import Granule
 from nephelae.errors import InvalidInput, ServiceUnavailable
@@ -157,7 +159,9 @@ def _walk(root: str, pattern: tuple[str, ...]) -> Iterator[ListedFile]:
                     continue
                 child = (*parts, entry.name)
                 if entry.is_dir(follow_symlinks=False):
-                    if _could_match(child, pattern):
+                    if matches(child, pattern) and is_zarr_store(entry.path):
+                        yield ListedFile("/".join(child), *store_stat(entry.path))
+                    elif _could_match(child, pattern):
                         stack.append(child)
                 elif matches(child, pattern) and (listed := _listed(root, entry, child)) is not None:
                     yield listed

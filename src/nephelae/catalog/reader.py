@@ -6,14 +6,14 @@ every failure into `UnreadableGranule(reason)`, which the indexer records. Befor
 checked here: a regular file (a FIFO would block), not empty, NetCDF-3 or HDF5 by its signature, and a NetCDF-3
 file as long as its header says (netCDF-C reads zeros past the end of a truncated classic file, silently).
 
-Zarr stores (directories with `.zgroup`, `.zmetadata` or `zarr.json`) are not catalogued yet: they are reported
-unreadable with the reason. The time coverage rules are in `reader_time`, the box and footprint in `reader_space`.
+Zarr v2 stores (directories with `.zgroup` or `.zmetadata`) are read the same way, through netCDF-C's NCZarr; Zarr
+v3 stores are reported unreadable with the reason (see `stores`). The time coverage rules are in `reader_time`, the
+box and footprint in `reader_space`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import math
 import os
 import stat
@@ -32,6 +32,7 @@ from nephelae.catalog.reader_space import (
     walk_groups,
 )
 from nephelae.catalog.reader_time import find_time_variable, time_coverage
+from nephelae.catalog.stores import MARKERS, V3_MARKER, is_zarr_v2, netcdf_url
 
 SEARCH_ATTRIBUTES = (
     "title",
@@ -45,7 +46,6 @@ SEARCH_ATTRIBUTES = (
     "summary",
 )
 MAX_TEXT = 500  # characters kept of a text attribute (summaries can run to pages)
-ZARR_MARKERS = (".zgroup", ".zarray", ".zmetadata", "zarr.json")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CLASSIC_VERSIONS = {1, 2, 5}  # CDF-1 classic, CDF-2 64-bit offset, CDF-5 64-bit data
 AUXILIARY_ATTRIBUTES = frozenset({"coordinates", "bounds", "climatology", "grid_mapping"})
@@ -70,8 +70,8 @@ def read_granule_metadata(path: str | os.PathLike[str], *, name: str | None = No
     """
     location = Path(path)
     try:
-        _check_file(location)
-        with netCDF4.Dataset(location, "r") as dataset:
+        store = _check_file(location)
+        with netCDF4.Dataset(netcdf_url(location) if store else location, "r") as dataset:
             return _describe(dataset, name or location.name)
     except UnreadableGranule:
         raise
@@ -211,14 +211,15 @@ def json_safe(value: Any) -> Any:
     return value if isinstance(value, bool | int | float) or value is None else json_safe(str(value))
 
 
-def _check_file(path: Path) -> None:
-    """Refuse, with a reason, what the C libraries should not be given."""
+def _check_file(path: Path) -> bool:
+    """Refuse, with a reason, what the C libraries should not be given; True for a Zarr store."""
     try:
         info = path.stat()
     except FileNotFoundError:
         raise UnreadableGranule("no such file (moved or deleted since it was listed?)") from None
     if stat.S_ISDIR(info.st_mode):
-        _refuse_directory(path)
+        _check_store(path)
+        return True
     if not stat.S_ISREG(info.st_mode):
         raise UnreadableGranule("not a regular file (a FIFO, socket or device): not opened, so as not to block")
     if info.st_size == 0:
@@ -229,14 +230,16 @@ def _check_file(path: Path) -> None:
             _check_classic_length(stream, head[3], info.st_size)
         elif not _is_hdf5(stream, info.st_size):
             raise UnreadableGranule(f"not a NetCDF or HDF5 file (it starts with {head!r})")
+    return False
 
 
-def _refuse_directory(path: Path) -> None:
-    if not any((path / marker).exists() for marker in ZARR_MARKERS):
+def _check_store(path: Path) -> None:
+    if not any((path / marker).exists() for marker in MARKERS):
         raise UnreadableGranule("a directory, not a NetCDF/HDF5 file or a Zarr store")
-    if importlib.util.find_spec("zarr") is None:
-        raise UnreadableGranule("a Zarr store, but zarr is not installed")
-    raise UnreadableGranule("a Zarr store: Zarr stores are not catalogued yet (NetCDF and HDF5 files are)")
+    if not is_zarr_v2(path):
+        raise UnreadableGranule(
+            f"a Zarr v3 store (only {V3_MARKER}): not catalogued yet, netCDF-C reads Zarr v2 stores (zarr_format=2)"
+        )
 
 
 def _is_hdf5(stream: BinaryIO, size: int) -> bool:
