@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import xarray as xr
 from sqlalchemy import Engine, select
@@ -26,6 +27,7 @@ from sqlalchemy import Engine, select
 from nephelae.accounts import Principal
 from nephelae.accounts.projects import create_project
 from nephelae.campaigns.engine import CampaignEngine
+from nephelae.campaigns.execute import run_task
 from nephelae.campaigns.lock import EngineLock
 from nephelae.campaigns.service import (
     get_campaign,
@@ -37,12 +39,14 @@ from nephelae.campaigns.service import (
 )
 from nephelae.campaigns.spec import validate_spec
 from nephelae.campaigns.tasks import TaskOutput, TaskRequest, TaskResult
-from nephelae.catalog.datasets import add_dataset, list_datasets
+from nephelae.catalog.access import find_granules, open_granule
+from nephelae.catalog.datasets import add_dataset, get_dataset, list_datasets
 from nephelae.catalog.indexer import index_dataset
 from nephelae.config import Settings
 from nephelae.db import session_factory
 from nephelae.db.models import Campaign, CampaignTask, Granule
 from nephelae.demo.archive import build_demo_archive
+from tests.sandbox.conftest import bubblewrap  # noqa: F401  # bwrap installed when missing (session, autouse)
 
 PROJECT = "oceanheatflux"
 ALICE = Principal(account_id=1, username="alice", role="user", projects=(PROJECT,), address="127.0.0.1")
@@ -206,6 +210,25 @@ def test_a_campaign_runs_to_completed_and_its_outputs_become_a_dataset(world: Wo
     assert summary["fraction_done"] == 1.0 and summary["counts"]["done"] == L2P_FILES
 
 
+def test_a_zarr_campaign_leaves_a_catalogued_readable_dataset_of_stores(world: World) -> None:
+    engine = world.engine(runner=run_task)
+    engine.start()
+    try:
+        campaign = world.wait(world.submit(output={"dataset": "alice-thin-l2p", "format": "zarr"}), timeout=180)
+    finally:
+        engine.stop()
+    assert campaign.status == "completed", progress(campaign)
+    stores = sorted((world.settings.campaigns_dir / "alice-thin-l2p").glob("*/*.zarr"))
+    assert len(stores) == L2P_FILES and all((store / ".zmetadata").is_file() for store in stores)
+    with world.session() as session:
+        derived = {dataset.id: dataset for dataset in list_datasets(session, ALICE)}["alice-thin-l2p"]
+        assert derived.granule_count == L2P_FILES and derived.unreadable_count == 0
+        first = next(find_granules(session, "alice-thin-l2p"))
+        with open_granule(get_dataset(session, "alice-thin-l2p"), first) as opened:
+            assert opened["sea_surface_temperature"].attrs["cell_methods"] == "time: mean"
+            assert np.isfinite(opened["sea_surface_temperature"].values).any()
+
+
 def test_a_poisoned_granule_is_retried_then_failed_while_the_others_finish(
     world: World, running: CampaignEngine
 ) -> None:
@@ -252,6 +275,45 @@ def test_cancel_mid_run(world: World, running: CampaignEngine) -> None:
     assert statuses.count("done") >= 2 and "cancelled" in statuses
     assert set(statuses) <= {"done", "cancelled"}
     assert campaign.cancelled_count == statuses.count("cancelled")
+
+
+def sandboxes_of(output_dir: Path) -> list[int]:
+    """PIDs of the processes whose command line names the output dataset's staging area: its sandboxes."""
+    marker = str(output_dir / ".staging").encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@SQLITE_ONLY
+def test_cancelling_stops_the_sandboxes_of_running_tasks(world: World) -> None:
+    workspace = world.settings.workspaces_dir / "alice"
+    workspace.mkdir(parents=True)
+    (workspace / "slow.py").write_text("import time\n\ndef process(inputs, parameters):\n    time.sleep(600)\n")
+    engine = world.engine(runner=run_task)
+    engine.start()
+    try:
+        campaign_id = world.submit(processor="slow.py:process", resources={"timeout_seconds": 900})
+        world.wait(campaign_id, lambda campaign: campaign.running_count >= 2, timeout=120)
+        output_dir = world.settings.campaigns_dir / "alice-thin-l2p"
+        deadline = time.monotonic() + 60
+        while len(sandboxes_of(output_dir)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sandboxes_of(output_dir), "the sandboxed workers never started"
+        with world.session() as session:
+            request_cancel(session, ALICE, campaign_id)
+        assert world.wait(campaign_id, timeout=60).status == "cancelled"
+        deadline = time.monotonic() + 20
+        while sandboxes_of(output_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sandboxes_of(output_dir) == []  # killed, not left sleeping for ten minutes
+    finally:
+        engine.stop()
 
 
 @SQLITE_ONLY

@@ -309,6 +309,7 @@ class CampaignEngine:
                     live.futures[task] = (run, future)
             else:
                 self._release(live, action.tasks)
+                self._dask.interrupt(live.id, action.tasks)
         if live.state.status in FINAL:
             self._finished(live)
 

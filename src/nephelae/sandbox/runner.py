@@ -114,6 +114,17 @@ class SandboxedWorker:
         with self._lock:
             self._ready_process()
 
+    def interrupt(self) -> bool:
+        """Kill the call in progress from another thread (its `run` raises SandboxCrashed); False if none runs.
+
+        The worker starts afresh on its next call. For cancelled campaigns: their running tasks stop at once.
+        """
+        process = self._slot.process
+        if process is None or not self._lock.locked():
+            return False
+        process.kill()
+        return True
+
     def close(self) -> None:
         """Stop the worker and release its uid; the object may not be used afterwards."""
         with self._lock:
