@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -41,6 +42,8 @@ from nephelae.catalog.indexer import index_dataset
 from nephelae.config import Settings, load_settings, prepare_home
 from nephelae.db import make_engine, session_factory, upgrade
 from nephelae.db.models import Campaign, Granule
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.support.postgres
 
 ALICE = Principal(account_id=1, username="alice", role="user", projects=("bench",), address="127.0.0.1")
 T0 = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
@@ -77,8 +80,8 @@ def process(inputs, parameters):
 '''
 
 
-def home(directory: Path) -> Settings:
-    settings = load_settings(directory / "home")
+def home(directory: Path, database_url: str | None = None) -> Settings:
+    settings = load_settings(directory / "home", **({"database_url": database_url} if database_url else {}))
     prepare_home(settings)
     sql = make_engine(settings.database)
     upgrade(sql)
@@ -287,12 +290,25 @@ def rss() -> int:
     return 0
 
 
-def planning(count: int) -> None:
+def planning(count: int, backend: str) -> None:
+    if backend == "sqlite":
+        _planning(count, backend, None)
+        return
+    from tests.support.postgres import start_postgres_server
+
+    server = start_postgres_server()
+    try:
+        _planning(count, backend, server.create_database("plan"))
+    finally:
+        server.stop()
+
+
+def _planning(count: int, backend: str, database_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        settings = home(Path(directory))
+        settings = home(Path(directory), database_url)
         sql = make_engine(settings.database)
         inserted = synthetic_catalog(sql, count)
-        print(f"[sqlite] {count:,} granules inserted in {inserted:.1f} s (spatial index included)")
+        print(f"[{backend}] {count:,} granules inserted in {inserted:.1f} s (spatial index included)")
         client = IdleClient()
         engine = CampaignEngine(settings, sql, connect=lambda _: Cluster(client))
         document = {
@@ -315,9 +331,10 @@ def planning(count: int) -> None:
             sampler.stopping.set()
             engine.stop()
             sql.dispose()
-    print(f"[sqlite] planned {tasks:,} tasks into campaign_tasks in {elapsed:.1f} s ({tasks / elapsed:,.0f} tasks/s)")
+    rate = tasks / elapsed
+    print(f"[{backend}] planned {tasks:,} tasks into campaign_tasks in {elapsed:.1f} s ({rate:,.0f} tasks/s)")
     print(
-        f"[sqlite] engine process RSS {before / 2**20:.0f} MiB before, peak {sampler.peak / 2**20:.0f} MiB during "
+        f"[{backend}] engine process RSS {before / 2**20:.0f} MiB before, peak {sampler.peak / 2**20:.0f} MiB during "
         f"planning (+{(sampler.peak - before) / 2**20:.0f} MiB); {client.submitted} tasks submitted meanwhile"
     )
     print(f"-> {'met' if elapsed < 60 else 'MISSED'}: goal < 60 s")
@@ -342,12 +359,15 @@ def main() -> None:
     parser.add_argument("--plan", type=int, default=1_000_000)
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-planning", action="store_true")
+    parser.add_argument("--plan-backend", choices=["sqlite", "postgresql", "both"], default="both")
     arguments = parser.parse_args()
     os.environ.pop("NEPHELAE_HOME", None)
     if not arguments.skip_overhead:
         overhead(arguments.granules, arguments.seconds, arguments.repeat)
     if not arguments.skip_planning:
-        planning(arguments.plan)
+        for backend in ("sqlite", "postgresql"):
+            if arguments.plan_backend in (backend, "both"):
+                planning(arguments.plan, backend)
 
 
 if __name__ == "__main__":
