@@ -24,9 +24,10 @@ from nephelae.catalog.metadata import GranuleMetadata
 from nephelae.catalog.query import BBox, Interval
 from nephelae.catalog.search import search_granules
 from nephelae.db import session_factory
+from nephelae.db.locks import exclusive
 from nephelae.db.models import Granule
 from nephelae.demo.archive import build_demo_archive
-from nephelae.errors import ServiceUnavailable
+from nephelae.errors import Conflict, ServiceUnavailable
 from tests.support.real_data import real_files
 
 DEMO_FILES = 14  # two days: one L4, five L2P and one meteorology file a day
@@ -160,6 +161,15 @@ def test_zarr_stores_matching_the_pattern_are_granules(engine: Engine, tmp_path:
     assert (report.added, report.unreadable) == (2, 0)
     again = index_dataset(engine, "archive", workers=1)
     assert (again.added, again.updated, again.unchanged) == (0, 0, 2)  # unchanged stores are not read again
+
+
+def test_one_indexing_of_a_dataset_at_a_time(engine: Engine, archive: Path) -> None:
+    register(engine, archive)
+    with exclusive(engine, "index:archive", "busy"), pytest.raises(Conflict, match="being indexed by another process"):
+        index_dataset(engine, "archive", workers=1)  # as if another process were indexing it
+    with exclusive(engine, "index:other", "busy"):  # another dataset's indexing does not stand in the way
+        assert index_dataset(engine, "archive", workers=1).added > 0
+    assert index_dataset(engine, "archive", workers=1).added == 0  # the lock was released
 
 
 def test_pattern_matching_by_segments(tmp_path: Path) -> None:

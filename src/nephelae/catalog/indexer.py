@@ -42,6 +42,7 @@ from nephelae.catalog.metadata import GranuleMetadata
 from nephelae.catalog.reader import UnreadableGranule, read_granule_metadata
 from nephelae.catalog.stores import is_zarr_store, store_stat
 from nephelae.db import session_factory
+from nephelae.db.locks import exclusive
 from nephelae.db.models import Granule
 from nephelae.errors import InvalidInput, ServiceUnavailable
 
@@ -106,19 +107,22 @@ def index_dataset(
     `workers` processes read the files (default: one per core). `progress(label, done, total)` is called as files
     are done; `total` counts the files listed so far, and grows until the listing is complete. A root that lists
     no file at all while the catalog has granules is refused unless `allow_empty` (an unmounted filesystem must
-    not empty the catalog).
+    not empty the catalog). One indexing of a dataset at a time: another one running raises Conflict.
     """
     began = time.perf_counter()
     sessions = session_factory(engine)
     with sessions() as session:
         dataset = get_dataset(session, dataset_id)
         root, pattern = dataset.root, dataset.pattern
-        highest = session.scalar(select(func.max(Granule.id))) or 0
-    run = _Run(engine, dataset_id, root, highest, workers or os.cpu_count() or 1, progress)
-    run.allow_empty = allow_empty or highest == 0
-    report = run.execute(list_files(root, pattern))
-    with sessions() as session:
-        refresh_summary(session, get_dataset(session, dataset_id))
+    busy = f"dataset {dataset_id} is being indexed by another process; wait for it to finish, then run it again"
+    with exclusive(engine, f"index:{dataset_id}", busy):
+        with sessions() as session:
+            highest = session.scalar(select(func.max(Granule.id))) or 0
+        run = _Run(engine, dataset_id, root, highest, workers or os.cpu_count() or 1, progress)
+        run.allow_empty = allow_empty or highest == 0
+        report = run.execute(list_files(root, pattern))
+        with sessions() as session:
+            refresh_summary(session, get_dataset(session, dataset_id))
     report.seconds = time.perf_counter() - began
     return report
 
