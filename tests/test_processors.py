@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,11 @@ import pytest
 import xarray as xr
 
 from nephelae import processors
+from nephelae.campaigns.outputs import open_granules, write_netcdf
+from nephelae.demo.archive import build_demo_archive
 from nephelae.errors import InvalidInput
+from nephelae.toolbox import heat_fluxes
+from tests.support.compliance import assert_cf_compliant
 
 TIMES = np.array(["2020-01-01T12", "2020-01-02T12", "2020-01-03T12", "2020-01-04T12"], dtype="datetime64[ns]")
 LAT = np.arange(-88.0, 90.0, 4.0)
@@ -77,6 +83,17 @@ def test_time_mean_is_the_nan_aware_mean_of_every_numeric_variable(name: str, ch
     assert result["time"].attrs["bounds"] == "time_bnds"
     assert result.attrs["title"] == "Mean over time of Generated SST" and "uuid" not in result.attrs
     assert (result["analysed_sst"].chunks is not None) == chunked  # lazy in, lazy out
+
+
+def test_time_mean_output_is_cf_compliant(tmp_path: Path) -> None:
+    source = grid()
+    source["time"].encoding = {"units": "hours since 2020-01-01", "dtype": "int32"}
+    result = processors.monthly_mean({"sst": source}, {})
+    path = tmp_path / "mean.nc"
+    write_netcdf(result, path, {"nephelae_campaign": "1"})
+    assert_cf_compliant(path)
+    with xr.open_dataset(path) as written:
+        assert written["time"].values[0] == np.datetime64("2020-01-03T00", "ns")
 
 
 def test_time_mean_of_chosen_variables_and_of_another_input() -> None:
@@ -178,3 +195,217 @@ def test_subset_across_the_antimeridian() -> None:
 def test_subset_refuses_bad_parameters(parameters: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         processors.subset({"sst": grid()}, parameters)
+
+
+# bin_l2p and heat_flux, on generated swaths and grids; their outputs written as the campaign runner writes them.
+
+
+def swaths() -> xr.Dataset:
+    """Two 60 x 40 L2P-like swaths along time, one across the antimeridian, with quality levels and SSES biases."""
+    rng = np.random.default_rng(11)
+    rows, columns = np.meshgrid(np.arange(60), np.arange(40), indexing="ij")
+    lat = np.stack([-30 + 0.5 * rows + 0.01 * columns, 20 + 0.5 * rows]).astype(np.float32)
+    lon = np.stack([170 + 0.5 * columns, -60 + 0.5 * columns + 0.05 * rows]).astype(np.float32)
+    lon = np.where(lon >= 180, lon - 360, lon)
+    shape = (2, 60, 40)
+    return xr.Dataset(
+        {
+            "sea_surface_temperature": (
+                ("time", "nj", "ni"),
+                285 + 10 * rng.random(shape),
+                {"units": "kelvin", "standard_name": "sea_surface_skin_temperature"},
+            ),
+            "quality_level": (("time", "nj", "ni"), rng.integers(0, 6, shape).astype(np.float32)),
+            "sses_bias": (("time", "nj", "ni"), -np.abs(rng.normal(0.1, 0.05, shape))),
+        },
+        coords={
+            "time": ("time", TIMES[:2], {"standard_name": "time"}),
+            "lat": (("time", "nj", "ni"), lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": (("time", "nj", "ni"), lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+        attrs={"title": "Generated L2P", "institution": "tests"},
+    )
+
+
+def written(result: xr.Dataset, tmp_path: Path) -> Path:
+    path = tmp_path / "output.nc"
+    write_netcdf(result, path, {"nephelae_campaign": "1"})
+    return path
+
+
+def test_bin_l2p_counts_the_good_pixels_per_cell_and_is_cf(tmp_path: Path) -> None:
+    source = swaths()
+    result = processors.bin_l2p({"l2p": source.chunk({"time": 1})}, {"resolution": 1.0, "min_quality": 5})
+    assert result["sea_surface_temperature"].chunks is not None  # lazy: the runner computes it
+    good = source["sea_surface_temperature"].where(source["quality_level"] >= 5).values
+    lon = np.mod(source["lon"].values + 180, 360) - 180
+    keep = np.isfinite(good)
+    counts = np.histogram2d(
+        source["lat"].values[keep], lon[keep], bins=[np.arange(-90, 91, 1.0), np.arange(-180, 181, 1.0)]
+    )[0]
+    np.testing.assert_array_equal(result["sea_surface_temperature_count"].values[0], counts)
+    assert result.attrs["title"].startswith("L3 binning") and result.attrs["processing_level"] == "L3"
+    assert_cf_compliant(written(result, tmp_path))
+
+
+def test_bin_l2p_subtracts_the_bias_inside_a_box_across_the_antimeridian() -> None:
+    source = swaths()
+    plain = processors.bin_l2p({"l2p": source}, {"resolution": 0.5, "bbox": [169, -31, -160, 0], "min_quality": 0})
+    corrected = processors.bin_l2p(
+        {"l2p": source}, {"resolution": 0.5, "bbox": "169,-31,-160,0", "min_quality": 0, "sses_bias": True}
+    )
+    assert plain["lon"].values[0] == 169.25 and plain["lon"].values[-1] == 199.75
+    shift = (corrected["sea_surface_temperature"] - plain["sea_surface_temperature"]).values
+    assert np.nanmin(shift) > 0 and int(plain["sea_surface_temperature_count"].sum()) == 60 * 40
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"resolution": 0.7}, "bin_l2p: resolution 0.7 does not divide 180"),
+        ({"min_quality": "good"}, "min_quality must be a quality level"),
+        ({"sses_bias": "yes"}, "sses_bias must be true or false"),
+        ({"bbox": [0, 0, 1]}, "bin_l2p: bbox must be"),
+        ({"variable": "sst"}, "no variable 'sst'"),
+        ({"resolution": 1, "sst": 1}, "unknown parameter sst"),
+    ],
+)
+def test_bin_l2p_refuses_bad_parameters(parameters: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        processors.bin_l2p({"l2p": swaths()}, parameters)
+
+
+def met_and_sst() -> dict[str, xr.Dataset]:
+    """A 1-degree SST (with a land cell) and a 2-degree met grid on one day: a met cell holds 2 x 2 SST cells."""
+    rng = np.random.default_rng(5)
+    sst_lat, sst_lon = np.arange(-9.5, 10, 1.0), np.arange(100.5, 120, 1.0)
+    met_lat, met_lon = np.arange(-9.0, 10, 2.0), np.arange(101.0, 120, 2.0)
+    sst = 290 + 8 * rng.random((1, sst_lat.size, sst_lon.size))
+    sst[0, 0, 0] = np.nan
+    coords = {"time": ("time", TIMES[:1], {"standard_name": "time"})}
+    axes = (
+        {"standard_name": "latitude", "units": "degrees_north"},
+        {"standard_name": "longitude", "units": "degrees_east"},
+    )
+    met_shape = (1, met_lat.size, met_lon.size)
+    return {
+        "sst": xr.Dataset(
+            {"analysed_sst": (("time", "lat", "lon"), sst, {"units": "kelvin"})},
+            coords=coords | {"lat": ("lat", sst_lat, axes[0]), "lon": ("lon", sst_lon, axes[1])},
+            attrs={"title": "Generated SST"},
+        ),
+        "met": xr.Dataset(
+            {
+                "wind_speed": (("time", "lat", "lon"), 2 + 10 * rng.random(met_shape), {"units": "m s-1"}),
+                "air_temperature": (("time", "lat", "lon"), 285 + 8 * rng.random(met_shape), {"units": "K"}),
+                "specific_humidity": (("time", "lat", "lon"), 8 + 8 * rng.random(met_shape), {"units": "g kg-1"}),
+            },
+            coords=coords | {"lat": ("lat", met_lat, axes[0]), "lon": ("lon", met_lon, axes[1])},
+            attrs={"title": "Generated met"},
+        ),
+    }
+
+
+def test_heat_flux_puts_the_sst_on_the_met_grid_and_calls_coare(tmp_path: Path) -> None:
+    inputs = met_and_sst()
+    result = processors.heat_flux(inputs, {})
+    sst = inputs["sst"]["analysed_sst"].values[0]
+    blocks = sst.reshape(10, 2, 10, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected_sst = np.nanmean(blocks, axis=(1, 3))  # the land cell left out of its met cell's mean
+    direct = heat_fluxes(
+        xr.DataArray(
+            expected_sst[None], dims=("time", "lat", "lon"), coords=inputs["met"].coords, attrs={"units": "K"}
+        ),
+        inputs["met"]["wind_speed"],
+        inputs["met"]["air_temperature"],
+        inputs["met"]["specific_humidity"],
+    )
+    for name in direct.data_vars:
+        np.testing.assert_allclose(result[name].values, direct[name].values, rtol=1e-12)
+    assert np.isfinite(result["surface_upward_latent_heat_flux"].values).all()
+    assert result["lat"].values.tolist() == inputs["met"]["lat"].values.tolist()
+    assert_cf_compliant(written(result, tmp_path))
+
+
+def test_heat_flux_interpolates_grids_that_do_not_nest() -> None:
+    inputs = met_and_sst()
+    inputs["met"] = inputs["met"].assign_coords(lat=inputs["met"]["lat"] + 0.3)
+    result = processors.heat_flux(inputs, {"zu": 10, "zt": 2, "zq": 2})
+    assert result.sizes == {"time": 1, "lat": 10, "lon": 10}
+    assert np.isfinite(result["surface_upward_sensible_heat_flux"].values[0, 1:, 1:]).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"parameters": {"sst_variable": "sst"}}, "sst_variable must name one of analysed_sst"),
+        ({"parameters": {"zu": -1}}, "heat_flux: zu must be a height"),
+        ({"parameters": {"height": 10}}, "unknown parameter height"),
+        ({"drop": "met"}, "needs two inputs named sst and met"),
+        ({"units": "degF"}, "heat_flux: sst \\(analysed_sst\\) has units 'degF'"),
+    ],
+)
+def test_heat_flux_refuses_bad_parameters(change: dict[str, Any], message: str) -> None:
+    inputs = met_and_sst()
+    if "drop" in change:
+        del inputs[change["drop"]]
+    if "units" in change:
+        inputs["sst"]["analysed_sst"].attrs["units"] = change["units"]
+    with pytest.raises(InvalidInput, match=message):
+        processors.heat_flux(inputs, change.get("parameters", {}))
+
+
+def test_bin_l2p_on_a_day_of_demo_swaths_opened_as_the_runner_opens_them(tmp_path: Path) -> None:
+    build_demo_archive(tmp_path / "archive", start=dt.date(2020, 1, 2), days=1)
+    paths = sorted(str(path) for path in (tmp_path / "archive" / "demo-l2p-sst").rglob("*.nc"))
+    day = open_granules("l2p", paths)  # five swaths along time, one over a pole, one across the antimeridian
+    try:
+        result = processors.bin_l2p({"l2p": day}, {"resolution": 1.0, "sses_bias": True})
+        path = written(result, tmp_path)
+        quality = day["quality_level"].values
+        kept = np.isfinite(day["sea_surface_temperature"].values) & (quality >= 4)
+    finally:
+        day.close()
+    with xr.open_dataset(path) as output:
+        assert int(output["sea_surface_temperature_count"].sum()) == int(kept.sum()) > 0
+        assert output["sea_surface_temperature"].attrs["cell_methods"] == "area: mean"
+    assert_cf_compliant(path)
+
+
+def with_ice(inputs: dict[str, xr.Dataset]) -> dict[str, xr.Dataset]:
+    """Ice over the SST block of met cell (9, 9) (the four SST cells), and on one SST cell of met cell (9, 0)."""
+    ice = np.zeros(inputs["sst"]["analysed_sst"].shape)
+    ice[0, 18:, 18:] = 0.9
+    ice[0, 19, 0] = 0.5
+    ice_attrs = {"units": "1", "standard_name": "sea_ice_area_fraction"}
+    inputs["sst"]["sea_ice_fraction"] = (("time", "lat", "lon"), ice, ice_attrs)
+    return inputs
+
+
+def test_heat_flux_leaves_ice_covered_sst_out() -> None:
+    inputs = with_ice(met_and_sst())
+    result = processors.heat_flux(inputs, {})["surface_upward_latent_heat_flux"].values[0]
+    assert np.isnan(result[9, 9]) and np.isfinite(result).sum() == 99
+    without_that_cell = met_and_sst()
+    without_that_cell["sst"]["analysed_sst"][0, 19, 0] = np.nan
+    expected = processors.heat_flux(without_that_cell, {})["surface_upward_latent_heat_flux"].values[0]
+    assert result[9, 0] == expected[9, 0]  # the mean of the three open-water cells
+    everything = processors.heat_flux(inputs, {"max_sea_ice_fraction": None})
+    assert np.isfinite(everything["surface_upward_latent_heat_flux"].values).all()
+    lenient = processors.heat_flux(inputs, {"max_sea_ice_fraction": 0.95, "sea_ice_variable": "sea_ice_fraction"})
+    assert np.isfinite(lenient["surface_upward_latent_heat_flux"].values).all()
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"max_sea_ice_fraction": 2}, "max_sea_ice_fraction must be a fraction 0 to 1, or null"),
+        ({"max_sea_ice_fraction": "none"}, "max_sea_ice_fraction must be"),
+        ({"sea_ice_variable": "ice"}, "sea_ice_variable must name one of analysed_sst, sea_ice_fraction"),
+    ],
+)
+def test_heat_flux_refuses_bad_ice_parameters(parameters: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        processors.heat_flux(with_ice(met_and_sst()), parameters)

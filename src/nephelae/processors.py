@@ -18,8 +18,11 @@ import xarray as xr
 
 from nephelae.errors import InvalidInput
 from nephelae.toolbox import subset as toolbox_subset
+from nephelae.toolbox.binning import TIME_ENCODING
+from nephelae.toolbox.binning import bin_l2p as toolbox_bin_l2p
+from nephelae.toolbox.fluxes import heat_fluxes, regrid_like
 
-__all__ = ["monthly_mean", "sst_anomaly", "subset", "time_mean"]
+__all__ = ["bin_l2p", "heat_flux", "monthly_mean", "sst_anomaly", "subset", "time_mean"]
 
 Inputs = Mapping[str, xr.Dataset]
 Parameters = Mapping[str, Any]
@@ -120,12 +123,145 @@ def subset(inputs: Inputs, parameters: Parameters) -> xr.Dataset:
     if "bbox" not in parameters and "variables" not in parameters:
         raise InvalidInput("subset: give bbox [west, south, east, north], variables [names], or both")
     source = _input("subset", inputs, parameters)
-    bbox = _bbox(parameters["bbox"]) if "bbox" in parameters else None
+    bbox = _bbox("subset", parameters["bbox"]) if "bbox" in parameters else None
     variables = _names_parameter("subset", parameters.get("variables")) if "variables" in parameters else None
     result = toolbox_subset(source, bbox=bbox, variables=variables)
     if any(size == 0 for size in result.sizes.values()):
         raise InvalidInput(f"subset: no data of this task lies inside bbox {list(bbox or ())}; check its order W,S,E,N")
     result.attrs = _derived_attrs(source, "Subset")
+    return result
+
+
+def bin_l2p(inputs: Inputs, parameters: Parameters) -> xr.Dataset:
+    """L2P swath pixels binned onto a regular L3 grid: per cell the mean, the count and the standard deviation.
+
+    With `group_by: day` a task bins the day's swaths together (`nephelae.toolbox.bin_l2p`); swaths crossing the
+    antimeridian or a pole need nothing special. The result holds `<variable>`, `<variable>_count` and
+    `<variable>_stddev` on `lat`/`lon` cell centres (with bounds), one time step at the middle of the swaths' times.
+
+    Parameters:
+    - `resolution`: the cell size in degrees, a divisor of 180 (default 0.25);
+    - `min_quality`: the lowest GDS 2.0 `quality_level` kept, 0 to 5 (default 4), or null to keep every pixel;
+    - `sses_bias`: true to subtract the SSES bias from each pixel first (default false);
+    - `bbox`: `[west, south, east, north]` to grid only that area (default: the globe);
+    - `variable`: the variable to bin (default `sea_surface_temperature`);
+    - `input`: the alias of the input holding the swaths (default: the first, primary one).
+    """
+    name = "bin_l2p"
+    _check_parameters(name, parameters, {"resolution", "min_quality", "sses_bias", "bbox", "variable", "input"})
+    source = _input(name, inputs, parameters)
+    min_quality = parameters.get("min_quality", 4)
+    if min_quality is not None and (not isinstance(min_quality, int) or isinstance(min_quality, bool)):
+        raise InvalidInput(
+            f"{name}: parameter min_quality must be a quality level 0 to 5, or null, not {min_quality!r}"
+        )
+    sses_bias = parameters.get("sses_bias", False)
+    if not isinstance(sses_bias, bool):
+        raise InvalidInput(f"{name}: parameter sses_bias must be true or false, not {sses_bias!r}")
+    variable = parameters.get("variable", "sea_surface_temperature")
+    if not isinstance(variable, str):
+        raise InvalidInput(f"{name}: parameter variable must name one of {_names(source.data_vars)}")
+    try:
+        result = toolbox_bin_l2p(
+            source,
+            resolution=parameters.get("resolution", 0.25),
+            bbox=_bbox(name, parameters["bbox"]) if "bbox" in parameters else None,
+            min_quality=min_quality,
+            variable=variable,
+            sses_bias=sses_bias,
+        )
+    except InvalidInput as error:  # the toolbox's message, named as the user's parameter
+        raise InvalidInput(f"{name}: {error.detail.removeprefix('bin_l2p: ')}") from None
+    result.attrs = _derived_attrs(source, f"L3 binning at {result.lat.size} x {result.lon.size} cells")
+    result.attrs["processing_level"] = "L3"
+    return result
+
+
+HEAT_FLUX_VARIABLES = {
+    "sst_variable": ("sst", "analysed_sst"),
+    "wind_speed_variable": ("met", "wind_speed"),
+    "air_temperature_variable": ("met", "air_temperature"),
+    "specific_humidity_variable": ("met", "specific_humidity"),
+}
+
+
+def heat_flux(inputs: Inputs, parameters: Parameters) -> xr.Dataset:
+    """Turbulent air-sea fluxes by the COARE 3.6 bulk algorithm (`nephelae.toolbox.heat_fluxes`), on the met grid.
+
+    Two inputs, matched by time (`group_by: day` pairs the day's SST and meteorology): `sst`, a gridded SST (e.g.
+    the L4 analysis), and `met`, near-surface wind speed, air temperature and specific humidity. Ice-covered SST
+    cells are left out (COARE describes open water), then the SST is put on the met grid: averaged over the met
+    cells when its grid divides them (0.25 to 0.5 degrees), interpolated otherwise. The result holds
+    `surface_upward_latent_heat_flux`, `surface_upward_sensible_heat_flux` (W m-2, positive from the ocean to the
+    air) and `magnitude_of_surface_downward_stress` (N m-2) at the met times.
+
+    Parameters:
+    - `sst_variable` (default `analysed_sst`), `wind_speed_variable` (`wind_speed`), `air_temperature_variable`
+      (`air_temperature`), `specific_humidity_variable` (`specific_humidity`): the variables' names;
+    - `zu`, `zt`, `zq`: heights in metres of the wind (default 10), air temperature (2) and humidity (2);
+    - `max_sea_ice_fraction`: SST cells with more sea ice are left out (default 0.15; null keeps them all);
+    - `sea_ice_variable`: the sea ice fraction in the SST input (default `sea_ice_fraction`, used when present).
+    """
+    name = "heat_flux"
+    known = {*HEAT_FLUX_VARIABLES, "zu", "zt", "zq", "max_sea_ice_fraction", "sea_ice_variable"}
+    _check_parameters(name, parameters, known)
+    fields = _heat_flux_fields(name, inputs, parameters)
+    met = inputs["met"]
+    heights = {key: parameters.get(key, default) for key, default in (("zu", 10.0), ("zt", 2.0), ("zq", 2.0))}
+    try:
+        result = heat_fluxes(
+            regrid_like(_open_water(name, inputs["sst"], fields["sst_variable"], parameters), met),
+            fields["wind_speed_variable"].reset_coords(drop=True),
+            fields["air_temperature_variable"].reset_coords(drop=True),
+            fields["specific_humidity_variable"].reset_coords(drop=True),
+            **heights,
+        ).reset_coords(drop=True)  # the met's sensor heights describe its inputs, not the surface fluxes
+    except InvalidInput as error:
+        raise InvalidInput(f"{name}: {error.detail.removeprefix('heat_fluxes: ')}") from None  # the user's names
+    result = _with_met_times(result, met)
+    result.attrs = _derived_attrs(inputs["sst"], "COARE 3.6 turbulent air-sea fluxes")
+    met_title = met.attrs.get("title")
+    result.attrs["source"] = f"{inputs['sst'].attrs.get('title', 'SST')} and {met_title or 'near-surface meteorology'}"
+    return result
+
+
+def _heat_flux_fields(name: str, inputs: Inputs, parameters: Parameters) -> dict[str, xr.DataArray]:
+    """The SST, wind speed, air temperature and specific humidity named by the parameters, from their inputs."""
+    if not {"sst", "met"} <= set(inputs):
+        raise InvalidInput(f"{name}: the spec needs two inputs named sst and met, not {_names(inputs)}")
+    fields = {}
+    for parameter, (alias, default) in HEAT_FLUX_VARIABLES.items():
+        source = _input(name, inputs, {"input": alias})
+        variable = parameters.get(parameter, default)
+        if not isinstance(variable, str) or variable not in source.data_vars:
+            raise InvalidInput(f"{name}: parameter {parameter} must name one of {_names(source.data_vars)}")
+        fields[parameter] = source[variable]
+    return fields
+
+
+def _open_water(name: str, source: xr.Dataset, sst: xr.DataArray, parameters: Parameters) -> xr.DataArray:
+    """The SST without its cells covered by more sea ice than `max_sea_ice_fraction` (when the input tells)."""
+    limit = parameters.get("max_sea_ice_fraction", 0.15)
+    variable = parameters.get("sea_ice_variable", "sea_ice_fraction")
+    if limit is None:
+        return sst
+    if not isinstance(limit, int | float) or isinstance(limit, bool) or not 0 <= limit <= 1:
+        raise InvalidInput(f"{name}: parameter max_sea_ice_fraction must be a fraction 0 to 1, or null, not {limit!r}")
+    if not isinstance(variable, str) or variable not in source.data_vars:
+        if "sea_ice_variable" in parameters:
+            raise InvalidInput(f"{name}: parameter sea_ice_variable must name one of {_names(source.data_vars)}")
+        return sst  # no ice information in this SST product: nothing to leave out
+    return sst.where(~(source[variable] > limit))  # a cell without ice information counts as open water
+
+
+def _with_met_times(result: xr.Dataset, met: xr.Dataset) -> xr.Dataset:
+    """The met's time bounds on the result, times stored as CF-1.8 allows."""
+    if "time_bnds" in met.data_vars and "time" in result.dims:
+        result["time_bnds"] = met["time_bnds"].reset_coords(drop=True)
+        result["time"].attrs["bounds"] = "time_bnds"
+    for time_name in ("time", "time_bnds"):  # CF-1.8 has no 64-bit integers: xarray's default for whole times
+        if time_name in result.variables and "dtype" not in result[time_name].encoding:
+            result[time_name].encoding.update(TIME_ENCODING)
     return result
 
 
@@ -196,8 +332,12 @@ def _with_period(means: xr.Dataset, source: xr.Dataset) -> xr.Dataset:
     result = means.expand_dims(time=[middle])
     result["time"].attrs = {**attrs, "bounds": "time_bnds"}
     units = {key: value for key, value in source["time"].encoding.items() if key in ("units", "calendar")}
-    result["time"].encoding = units  # the source's time units, for the time and its bounds alike
+    # the source's time units, for the time and its bounds alike, as doubles: a middle time needs not be a whole
+    # number of units, and CF-1.8 has no 64-bit integers (xarray's choice for whole numbers)
+    encoding = {**units, "dtype": "float64"} if units else dict(TIME_ENCODING)
+    result["time"].encoding = dict(encoding)
     result["time_bnds"] = (("time", "nv"), np.array([[first, last]], dtype=times.dtype))
+    result["time_bnds"].encoding = dict(encoding)
     return result
 
 
@@ -231,15 +371,15 @@ def _reference(value: object, sst: xr.DataArray) -> tuple[xr.DataArray | float, 
     )
 
 
-def _bbox(value: object) -> tuple[float, float, float, float]:
+def _bbox(name: str, value: object) -> tuple[float, float, float, float]:
     """[W, S, E, N] or 'W,S,E,N', checked: numbers, latitudes within [-90, 90] with S <= N, longitudes in degrees."""
     parts: Sequence[object] = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else ()
     numbers = [number for number in map(_number, parts) if number is not None]
     if len(numbers) != 4 or len(parts) != 4:
-        raise InvalidInput(f"subset: bbox must be [west, south, east, north] in degrees, not {value!r}")
+        raise InvalidInput(f"{name}: bbox must be [west, south, east, north] in degrees, not {value!r}")
     west, south, east, north = numbers
     if not -90 <= south <= north <= 90 or not all(-180 <= lon <= 360 for lon in (west, east)):
-        raise InvalidInput(f"subset: bbox {numbers} needs -90 <= south <= north <= 90 and longitudes in [-180, 360]")
+        raise InvalidInput(f"{name}: bbox {numbers} needs -90 <= south <= north <= 90 and longitudes in [-180, 360]")
     return west, south, east, north
 
 
