@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     task_timeout_seconds: int | None = Field(
         3600, ge=1, description="Wall-clock limit of a campaign task when its spec gives none; unset: no limit."
     )
+    workspace_max_upload_mb: int = Field(
+        1024, ge=1, description="Largest file one upload may put into a workspace (MB)."
+    )
+    workspace_quota_mb: int | None = Field(
+        10240, ge=1, description="Total size of the files of one user's workspace (MB); unset: no quota."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Server log level.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -64,6 +70,11 @@ class Settings(BaseSettings):
     )
     auth_failure_window: float = Field(60.0, gt=0, description="Length in seconds of that window.")
     token_expiry_days: int = Field(90, ge=1, le=3650, description="Default lifetime of new API tokens, in days.")
+    analysis_max_cells: int = Field(
+        200_000_000,
+        ge=1,
+        description="Largest synchronous analysis (granules x grid cells in the box x variables); larger: a campaign.",
+    )
 
     @property
     def database(self) -> str:

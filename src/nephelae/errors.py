@@ -59,6 +59,20 @@ class PermissionDenied(NephelaeError):
     title = "Permission denied"
 
 
+class PayloadTooLarge(NephelaeError):
+    """An upload is larger than the platform accepts (one file's size limit)."""
+
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class QuotaExceeded(PayloadTooLarge):
+    """An upload would take the workspace past its quota."""
+
+    code = "quota_exceeded"
+    title = "Quota exceeded"
+
+
 class RateLimited(NephelaeError):
     """Too many attempts from one address; slow down."""
 
@@ -68,6 +82,13 @@ class RateLimited(NephelaeError):
     def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.retry_after = retry_after  # seconds to wait, when known (HTTP sends it as Retry-After)
+
+
+class RequestTooLarge(NephelaeError):
+    """An analysis too large to answer within seconds: run it as a campaign instead."""
+
+    code = "request_too_large"
+    title = "Request too large"
 
 
 class ConfigurationError(NephelaeError):

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from nephelae import __version__
 from nephelae.api.auth import install_access_control
 from nephelae.api.problems import PROBLEM_RESPONSES, install_problem_handlers
-from nephelae.api.routes import accounts, admin, campaigns, datasets, health
+from nephelae.api.routes import accounts, admin, analysis, campaigns, datasets, health
+from nephelae.api.routes import files as workspace_files
 from nephelae.api.stac import router as stac_router
 from nephelae.campaigns.engine import CampaignEngine
 from nephelae.config import Settings
@@ -57,5 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(stac_router)
     app.include_router(datasets.router, prefix=API_PREFIX)
     app.include_router(campaigns.router, prefix=API_PREFIX)
+    app.include_router(analysis.router, prefix=API_PREFIX)
+    app.include_router(workspace_files.router, prefix=API_PREFIX)
+    app.include_router(workspace_files.runs_router, prefix=API_PREFIX)
     app.include_router(pages.router)
     return app

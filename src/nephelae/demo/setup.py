@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nephelae.analysis.quicklooks import render_demo_quicklooks
 from nephelae.config import Settings
 from nephelae.db import make_engine, session_factory
 from nephelae.demo.accounts import set_up_people
@@ -33,6 +34,7 @@ def set_up_demo(settings: Settings, *, days: int = 60, progress: Progress | None
         with session_factory(engine)() as session:
             people = set_up_people(session, [dataset.id for dataset in datasets], _read_credentials(path))
         run_example_campaign(settings, engine, people["user"]["username"])
+        render_demo_quicklooks(settings, engine)
     finally:
         engine.dispose()
     credentials: dict[str, Any] = {"url": settings.url, **people}

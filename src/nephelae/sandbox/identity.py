@@ -67,11 +67,19 @@ def _lease_dir() -> Path:
 
 
 def give_directories(identity: Identity | None, directories: tuple[Path, ...]) -> None:
-    """Hand the writable mounts to the sandbox's uid, which could not write them otherwise (contents are kept)."""
+    """Hand the writable mounts, with everything in them, to the sandbox's uid, which could not write them otherwise.
+
+    A workspace holds files uploaded by the platform and written by earlier runs under other leased uids: they all
+    change hands, so no file needs to be writable by others. Links are not followed (a link planted by user code
+    cannot redirect a chown outside the mount).
+    """
     if identity is None:
         return
     for directory in directories:
         try:
             os.chown(directory, identity.uid, identity.gid, follow_symlinks=False)
+            for _, dirnames, filenames, dir_fd in os.fwalk(directory, follow_symlinks=False):
+                for name in (*dirnames, *filenames):
+                    os.chown(name, identity.uid, identity.gid, dir_fd=dir_fd, follow_symlinks=False)
         except OSError as error:
             raise SandboxSetupError(f"cannot hand {directory} to the sandbox's uid: {error.strerror}") from None
