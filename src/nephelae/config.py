@@ -70,6 +70,28 @@ class Settings(BaseSettings):
     )
     auth_failure_window: float = Field(60.0, gt=0, description="Length in seconds of that window.")
     token_expiry_days: int = Field(90, ge=1, le=3650, description="Default lifetime of new API tokens, in days.")
+    ssh_mode: Literal["gateway", "accounts"] = Field(
+        "gateway", description="SSH entry point: one shared service login (gateway) or a Unix user per account."
+    )
+    ssh_login: str = Field(
+        "nephelae", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="Unix login of the SSH gateway (gateway mode)."
+    )
+    ssh_port: int = Field(2222, ge=1, le=65535, description="Port of the SSH entry point (sshd-config, firewall).")
+    ssh_user_prefix: str = Field(
+        "",
+        pattern=r"^[a-z_]?[a-z0-9_-]{0,15}$",
+        description="Prefix of the Unix users made for accounts (accounts mode).",
+    )
+    ssh_group: str = Field(
+        "nephelae-users", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="Unix group of those users (accounts mode)."
+    )
+    ssh_token_minutes: int = Field(
+        720, ge=1, le=10080, description="Lifetime of the tokens minted for SSH sessions and commands, in minutes."
+    )
+    ssh_entry_addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Addresses of the SSH entry point as the API sees them; SSH session tokens work only from there.",
+    )
     analysis_max_cells: int = Field(
         200_000_000,
         ge=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -11,7 +12,7 @@ from nephelae.accounts import audit
 from nephelae.accounts.networks import address_in, suggested_range
 from nephelae.accounts.projects import projects_of
 from nephelae.accounts.tokens import find_token
-from nephelae.db.models import Account
+from nephelae.db.models import Account, ApiToken
 from nephelae.errors import AuthenticationRequired, PermissionDenied
 
 # Record the token's last use at most this often per address, to keep reads from becoming writes.
@@ -33,8 +34,12 @@ class Principal:
         return self.role == "admin"
 
 
-def authenticate_token(session: Session, token: str, address: str) -> Principal:
-    """The principal behind a bearer token presented from `address`, or a clear refusal (audited)."""
+def authenticate_token(session: Session, token: str, address: str, *, entry_addresses: Sequence[str] = ()) -> Principal:
+    """The principal behind a bearer token presented from `address`, or a clear refusal (audited).
+
+    A token minted for an SSH session (`ssh_session`) works only from `entry_addresses`, the SSH entry point where
+    that session runs; sshd checked the client's address against the account's ranges when the session opened.
+    """
     record = find_token(session, token)
     now = dt.datetime.now(dt.UTC)
     if record is None:
@@ -49,7 +54,10 @@ def authenticate_token(session: Session, token: str, address: str) -> Principal:
         raise AuthenticationRequired(
             f"token {record.name!r} of {owner} expired on {record.expires_at:%Y-%m-%d}; ask an operator for a new one"
         )
-    check_account_access(session, record.account, address)
+    if record.ssh_session:
+        _check_entry_point(session, record, address, entry_addresses)
+    else:
+        check_account_access(session, record.account, address)
     if record.last_used_address != address:
         audit.record(
             session,
@@ -71,15 +79,35 @@ def authenticate_token(session: Session, token: str, address: str) -> Principal:
 
 def check_account_access(session: Session, account: Account, address: str) -> None:
     """Refuse (and audit) an account that is not approved, or a caller outside its allowed networks."""
-    if account.status != "approved":
-        _refuse(session, account.username, address, f"account {account.status}")
-        raise PermissionDenied(_status_detail(account))
+    _check_status(session, account, address)
     cidrs = [network.cidr for network in account.networks]
     if not address_in(address, cidrs):
         _refuse(session, account.username, address, "address not allowed")
         raise PermissionDenied(
             f"IP {address} is not in the allowed ranges of account {account.username}; ask an operator to run "
             f"`nephelae admin allow-ip {account.username} {_range_hint(address)}`"
+        )
+
+
+def _check_status(session: Session, account: Account, address: str) -> None:
+    if account.status != "approved":
+        _refuse(session, account.username, address, f"account {account.status}")
+        raise PermissionDenied(_status_detail(account))
+
+
+def _check_entry_point(session: Session, record: ApiToken, address: str, entry_addresses: Sequence[str]) -> None:
+    """An SSH session's token: from the entry point only, on an account still approved and with a range."""
+    owner = record.account.username
+    if not address_in(address, entry_addresses):
+        _refuse(session, owner, address, f"SSH session token {record.name} used away from the entry point")
+        raise PermissionDenied(
+            f"token {record.name!r} of {owner} belongs to an SSH session and works only on the SSH entry point"
+        )
+    _check_status(session, record.account, address)
+    if not record.account.networks:
+        _refuse(session, owner, address, "no allowed range")
+        raise PermissionDenied(
+            f"account {owner} has no allowed range; ask an operator to run `nephelae admin allow-ip {owner} CIDR`"
         )
 
 

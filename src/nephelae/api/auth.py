@@ -93,6 +93,7 @@ ClientAddress = Annotated[str, Depends(client_address)]
 def current_principal(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     address: ClientAddress,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
 ) -> Principal:
@@ -104,7 +105,9 @@ def current_principal(
     try:
         if credentials is None:  # another scheme, or no token after "Bearer"
             raise AuthenticationRequired(f"malformed Authorization header; {_HOW_TO_AUTHENTICATE}")
-        return authenticate_token(session, credentials.credentials, address)
+        return authenticate_token(
+            session, credentials.credentials, address, entry_addresses=settings.ssh_entry_addresses
+        )
     except AuthenticationRequired:
         throttle.failed(address)  # only "who are you?" counts: a valid token refused (403) guesses nothing
         raise

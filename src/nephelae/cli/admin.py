@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from nephelae.accounts import audit as audit_log
-from nephelae.cli import admin_accounts, admin_credentials, admin_projects
+from nephelae.cli import admin_accounts, admin_credentials, admin_firewall, admin_projects
 from nephelae.cli.admin_home import iso, open_session, print_table, timestamp
 from nephelae.cli.options import HomeOption, settings_from
 from nephelae.cli.output import JsonOption, print_json
@@ -26,6 +26,7 @@ app.command("deny-ip")(admin_accounts.deny_ip)
 app.add_typer(admin_credentials.tokens_app, name="tokens")
 app.add_typer(admin_credentials.keys_app, name="keys")
 app.add_typer(admin_projects.projects_app, name="projects")
+app.command("firewall")(admin_firewall.firewall)
 
 
 def event_summary(event: AuditEvent) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from nephelae.cli.admin_home import iso, open_session, operator_actor, print_tab
 from nephelae.cli.options import HomeOption, settings_from
 from nephelae.cli.output import JsonOption, print_json
 from nephelae.db.models import Account
+from nephelae.ssh.unix_users import follow_account
 
 UserArgument = Annotated[str, typer.Argument(metavar="USER", help="Username of the account.", show_default=False)]
 CidrArgument = Annotated[
@@ -110,9 +111,11 @@ def approve(
     username: UserArgument, allow: AllowOption = None, home: HomeOption = None, json_output: JsonOption = False
 ) -> None:
     """Approve a pending (or earlier rejected) account, optionally allowing the ranges it connects from."""
-    with open_session(settings_from(home)) as session:
+    settings = settings_from(home)
+    with open_session(settings) as session:
         account = networks.approve(session, username, allow or [], actor=operator_actor())
         summary = account_summary(account)
+        follow_account(session, settings, username, actor=operator_actor())  # its Unix user, in accounts mode
     if json_output:
         print_json(summary)
     elif summary["allowed_networks"]:
@@ -125,8 +128,10 @@ def approve(
 
 
 def _decide(home: HomeOption, username: str, decision: str, json_output: bool) -> None:
-    with open_session(settings_from(home)) as session:
+    settings = settings_from(home)
+    with open_session(settings) as session:
         summary = account_summary(registry.decide(session, username, decision, actor=operator_actor()))
+        follow_account(session, settings, username, actor=operator_actor())  # its Unix user, in accounts mode
     if json_output:
         print_json(summary)
     else:

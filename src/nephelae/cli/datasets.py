@@ -25,6 +25,7 @@ from nephelae.client import BBox, Client
 from nephelae.client import Dataset as DatasetInfo
 from nephelae.db.models import Dataset
 from nephelae.errors import AuthenticationRequired, InvalidInput
+from nephelae.ssh.inprocess import API_TRANSPORT
 
 URL_ENV = "NEPHELAE_URL"
 TOKEN_ENV = "NEPHELAE_TOKEN"  # noqa: S105  # the name of a variable, not a secret
@@ -175,7 +176,8 @@ def user_client(home: Path | None) -> Client:
             f"set {TOKEN_ENV} to your API token (an operator creates one: `nephelae admin tokens create USER`) "
             f"and {URL_ENV} to the platform's address, e.g. {URL_ENV}=https://nephelae.example.org"
         )
-    return Client.open(url, token)
+    # Inside the SSH gateway, the API answers in-process, seeing the SSH client's address (see nephelae.ssh).
+    return Client(url, token, transport=API_TRANSPORT.get())
 
 
 def _demo_token(home: Path) -> str | None:

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from nephelae import __version__
-from nephelae.cli import admin, analysis, campaigns, datasets, platform, search
+from nephelae.cli import admin, analysis, campaigns, datasets, platform, search, session, ssh
 from nephelae.cli import files as workspace_files
 from nephelae.cli.output import print_error
 from nephelae.errors import NephelaeError
@@ -33,8 +33,10 @@ app.add_typer(datasets.datasets_app, name="datasets")
 app.command("search")(search.search)
 app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(analysis.analysis_app, name="analysis")
+app.command("whoami")(session.whoami)
 app.add_typer(workspace_files.files_app, name="files")
 app.command("run", context_settings=workspace_files.RUN_CONTEXT)(workspace_files.run)
+app.add_typer(ssh.ssh_app, name="ssh")
 
 
 def _version(value: bool) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -128,6 +129,8 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
     last_used_address: Mapped[str | None] = mapped_column(String(64))
+    # Minted for an SSH session: usable only from the entry point, whose sshd checked the client's address.
+    ssh_session: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     account: Mapped[Account] = relationship()
 
