@@ -103,6 +103,15 @@ def test_timeseries_keeps_only_the_interval(catalog: DemoCatalog) -> None:
     assert [str(moment)[:19] for moment in ours["time"].values] == ["2020-01-01T12:00:00"]
 
 
+@pytest.mark.parametrize(
+    ("time", "days"),
+    [("2020-01-02", ["02"]), ("2020-01-01/2020-01-02", ["01", "02"]), ("2020-01-02/..", ["02", "03", "04"])],
+)
+def test_dates_mean_whole_days(catalog: DemoCatalog, time: str, days: list[str]) -> None:
+    ours = series(catalog, build_request("timeseries", L4, ["analysed_sst"], bbox=ATLANTIC, time=time))
+    assert [str(moment)[8:10] for moment in ours["time"].values] == days  # the end date's noon step included
+
+
 def test_timeseries_of_swaths_goes_through_the_toolbox(catalog: DemoCatalog) -> None:
     request = build_request("timeseries", L2P, ["sea_surface_temperature"], time="2020-01-02/2020-01-02T23:59:59Z")
     ours = series(catalog, request)

@@ -59,12 +59,18 @@ def interval_text(interval: Interval | None) -> str | None:
     return f"{start}/{end}"
 
 
-def _whole_day(time: str | None) -> str | None:
-    """A date alone means that whole day (a daily granule's time step is often at noon, not at midnight)."""
-    if time is None or not DATE.fullmatch(time.strip()):
-        return time
-    day = time.strip()
-    return f"{day}T00:00:00Z/{day}T23:59:59.999999Z"
+def _whole_days(time: str | None) -> str | None:
+    """Dates mean whole days: a date alone is that day, a date as the end of an interval includes that day (a daily
+    granule's time step is often at noon, so `2020-01-01/2020-01-31` must reach 31 January, 12:00)."""
+    if time is None:
+        return None
+    text = time.strip()
+    if DATE.fullmatch(text):
+        return f"{text}T00:00:00Z/{text}T23:59:59.999999Z"
+    start, slash, end = text.partition("/")
+    if slash and DATE.fullmatch(end.strip()):
+        return f"{start}/{end.strip()}T23:59:59.999999Z"
+    return text
 
 
 def build_request(
@@ -91,6 +97,6 @@ def build_request(
         dataset=dataset,
         variables=names,
         bbox=parse_bbox(bbox),
-        time=parse_interval(_whole_day(time)),
+        time=parse_interval(_whole_days(time)),
         period=period,  # type: ignore[arg-type]  # checked above
     )

@@ -27,7 +27,9 @@ DatasetArgument = Annotated[
 ]
 VariableOption = Annotated[
     list[str],
-    typer.Option("--variable", "-v", metavar="NAME", help="A variable to analyse (repeat for several)."),
+    typer.Option(
+        "--variable", "-v", metavar="NAME", help="A variable (repeat, or comma-separate, for several)."
+    ),
 ]
 BBoxOption = Annotated[
     str | None,
@@ -113,6 +115,7 @@ def _run(
 ) -> None:
     if output is None and format not in TEXT_FORMATS:
         raise InvalidInput(f"a {format} answer is binary: give -o FILE to write it")
+    variables = [name.strip() for item in variables for name in item.split(",") if name.strip()]
     with user_client(home) as client:
         answer: bytes = client.analysis.run(
             operation, dataset, variables, bbox=bbox, time=time, format=format, period=period, decode=False
