@@ -23,6 +23,8 @@ from sqlalchemy import Engine
 
 from nephelae.accounts import Principal
 from nephelae.accounts.projects import create_project
+from nephelae.analysis.request import build_request
+from nephelae.analysis.service import analyse
 from nephelae.campaigns.engine import CampaignEngine
 from nephelae.campaigns.service import get_campaign, progress, submit_campaign
 from nephelae.campaigns.spec import parse_spec
@@ -167,3 +169,21 @@ def test_daily_fluxes_then_their_monthly_means(cookbook: Cookbook) -> None:
                 assert result["time_bnds"].values[0, 0] == selected["time_bnds"].values.min()
                 assert result[FLUXES[0]].attrs["cell_methods"] == "time: mean"
             assert_cf_compliant(path)
+
+    # The last step of the recipe: the month-of-the-year climatology of the monthly means, by the analysis service.
+    request = build_request("climatology", "demo-monthly-fluxes", [FLUXES[0]], period="month")
+    with session_factory(cookbook.sql)() as session:
+        answer = analyse(session, DEMO, cookbook.settings, request, "netcdf")
+    assert answer.path is not None
+    try:
+        with xr.open_dataset(answer.path) as climatology:
+            assert climatology.sizes["month"] == 12
+            for path in cookbook.outputs("demo-monthly-fluxes"):
+                with xr.open_dataset(path) as result:
+                    month = int(result["time"].dt.month.values[0])
+                    expected = result[FLUXES[0]].values[0]
+                    np.testing.assert_allclose(climatology[FLUXES[0]].sel(month=month), expected, equal_nan=True)
+            assert np.isnan(climatology[FLUXES[0]].sel(month=7)).all()  # no July in the data
+        assert_cf_compliant(answer.path)
+    finally:
+        answer.path.unlink(missing_ok=True)
