@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from nephelae.sandbox.errors import SandboxSetupError
@@ -71,7 +72,8 @@ def give_directories(identity: Identity | None, directories: tuple[Path, ...]) -
 
     A workspace holds files uploaded by the platform and written by earlier runs under other leased uids: they all
     change hands, so no file needs to be writable by others. Links are not followed (a link planted by user code
-    cannot redirect a chown outside the mount).
+    cannot redirect a chown outside the mount), and a file with several names is left alone: one of its other names
+    may be outside the mount (a hard link to /etc/shadow made where protected_hardlinks is off).
     """
     if identity is None:
         return
@@ -80,6 +82,13 @@ def give_directories(identity: Identity | None, directories: tuple[Path, ...]) -
             os.chown(directory, identity.uid, identity.gid, follow_symlinks=False)
             for _, dirnames, filenames, dir_fd in os.fwalk(directory, follow_symlinks=False):
                 for name in (*dirnames, *filenames):
-                    os.chown(name, identity.uid, identity.gid, dir_fd=dir_fd, follow_symlinks=False)
+                    _hand_over(name, dir_fd, identity)
         except OSError as error:
             raise SandboxSetupError(f"cannot hand {directory} to the sandbox's uid: {error.strerror}") from None
+
+
+def _hand_over(name: str, dir_fd: int, identity: Identity) -> None:
+    status = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if stat.S_ISREG(status.st_mode) and status.st_nlink > 1:
+        return
+    os.chown(name, identity.uid, identity.gid, dir_fd=dir_fd, follow_symlinks=False)
