@@ -15,6 +15,7 @@ from nephelae.config import Settings
 from nephelae.db import session_factory
 from nephelae.db.models import ApiToken, AuditEvent
 from nephelae.ssh.sshd import wrapper_path
+from nephelae.workspaces import workspace_lock
 from tests.api.support import People
 from tests.cli.test_cli import run
 
@@ -105,3 +106,34 @@ def test_sshd_config_prints_a_complete_config(home_env: Settings, capsys: pytest
 def test_sync_accounts_is_for_accounts_mode(home_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "ssh", "sync-accounts", "--home", str(home_env.home))
     assert code == 1 and err.startswith("configuration_error: ssh_mode is `gateway`")
+
+
+def test_the_gateway_reads_and_writes_no_file_while_a_script_runs(
+    home_env: Settings, engine: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script could swap a link in after the gateway's check, and the CLI would follow it as the service login."""
+    People(session_factory(engine)).account("alice", allow=("10.2.0.0/16",))
+    with workspace_lock(home_env.workspaces_dir.resolve(), "alice", shared=True):  # `nephelae run` of alice
+        for command in ("files get a.nc out.nc", "files put spec.yaml", "campaigns submit spec.yaml",
+                        "analysis map demo -v sst -o map.png"):  # fmt: skip
+            code, out, err = gateway(capsys, monkeypatch, home_env, command, "10.2.3.4")
+            assert code == 1 and out == ""
+            assert err.startswith("conflict: a script of yours is running in your workspace"), err
+        code, out, err = gateway(capsys, monkeypatch, home_env, "whoami --json", "10.2.3.4")
+        assert code == 0 and json.loads(out)["username"] == "alice", err
+
+
+def test_the_gateway_writes_nothing_outside_the_workspace_whatever_the_spelling(
+    home_env: Settings, engine: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    People(session_factory(engine)).account("alice", allow=("10.2.0.0/16",))
+    settings_file = home_env.home / "nephelae.toml"
+    before = settings_file.read_bytes() if settings_file.exists() else None
+    for command in (
+        f"files get -- --time {settings_file}",  # click: REMOTE `--time`, LOCAL the home's settings
+        "analysis timeseries demo -v sst --format csv -o../../nephelae.toml",  # -o with its value glued on
+        "analysis timeseries demo -v --time --format csv -o../../nephelae.toml",
+    ):
+        code, out, err = gateway(capsys, monkeypatch, home_env, command, "10.2.3.4")
+        assert code == 1 and out == "" and err.startswith("forbidden: argument"), (command, err)
+    assert (settings_file.read_bytes() if settings_file.exists() else None) == before

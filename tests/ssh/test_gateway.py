@@ -87,3 +87,59 @@ def test_paths_must_stay_in_the_workspace(tmp_path: Path) -> None:
     ):
         with pytest.raises(PermissionDenied, match="leads outside your workspace"):
             check_paths(words, workspace)
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["analysis", "timeseries", "demo", "-v", "sst", "--format", "csv", "-o/tmp/out.csv"],  # click reads /tmp/...
+        ["files", "ls", "-ro/etc/x"],  # a cluster: -r, then -o with its value glued on
+        ["analysis", "map", "demo", "-vsst", "-o../../x.png"],
+        ["analysis", "map", "demo", "-o~/x.png"],
+    ],
+)
+def test_a_value_glued_to_a_short_option_is_checked_as_a_path(tmp_path: Path, words: list[str]) -> None:
+    with pytest.raises(PermissionDenied, match="leads outside your workspace"):
+        check_paths(words, tmp_path)
+
+
+def test_glued_short_options_inside_the_workspace_pass(tmp_path: Path) -> None:
+    check_paths(["analysis", "map", "demo", "-vsst", "-oout.png", "--bbox", "-80,0,0,60"], tmp_path)
+    with pytest.raises(PermissionDenied, match="too long"):
+        check_paths(["files", "ls", "-" + "r" * 100 + "o/etc/x"], tmp_path)
+
+
+@pytest.mark.parametrize("char", ["\x85", "\x9b", "\u2028", "\u2029", "\u202e", "\u200b", "\ufeff"])
+def test_unicode_controls_and_line_separators_are_refused(char: str) -> None:
+    with pytest.raises(PermissionDenied, match="control characters are refused"):
+        parse_command(f"files ls a{char}b")
+
+
+def test_fifos_and_devices_are_not_read_by_the_gateway(tmp_path: Path) -> None:
+    # A script may make a FIFO in its workspace: `files put fifo` would wait forever for a writer.
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(PermissionDenied, match="not a regular file or directory"):
+        check_paths(["files", "put", "fifo"], tmp_path)
+    (tmp_path / "spec.yaml").write_text("name: x\n")
+    check_paths(["campaigns", "submit", "spec.yaml"], tmp_path)
+    check_paths(["files", "get", "a.nc", "."], tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # After `--` click reads `--time` as REMOTE and the next word as LOCAL: the workspace file `--time` would be
+        # written over the home's settings, as the service login.
+        "files get -- --time /srv/nephelae/nephelae.toml",
+        "files get -- --bbox ../../nephelae.db",
+        # -v swallows `--time`, which then no longer protects the next word from the check.
+        "analysis map demo -v --time -o/srv/nephelae/nephelae.db",
+        "analysis map demo -v --bbox -o ../../nephelae.db",
+        # -o swallows a word that looks like a long option but is a path.
+        "analysis map demo -v sst -o --x/../../../etc/cron.d/x",
+        "search demo --time ../../../etc/x",
+    ],
+)
+def test_words_click_reads_as_paths_are_checked_whatever_they_look_like(tmp_path: Path, text: str) -> None:
+    with pytest.raises(PermissionDenied, match="leads outside your workspace"):
+        check_paths(parse_command(text), tmp_path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nephelae.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, QuotaExceeded
+from nephelae.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied, QuotaExceeded
 from nephelae.workspaces import Workspace, begin_upload, delete_path, list_entries, open_file, usage_bytes
 from nephelae.workspaces.files import UPLOAD_PREFIX, UploadLimits
 
@@ -114,3 +114,17 @@ def test_directories_and_files_do_not_swap_silently(workspace: Workspace) -> Non
         put(workspace, "results/a.nc/b.nc", b"3")
     with pytest.raises(InvalidInput, match="reserved"):
         put(workspace, f"{UPLOAD_PREFIX}x", b"4")
+
+
+def test_a_file_with_other_hard_links_is_not_served(workspace: Workspace, tmp_path: Path) -> None:
+    # A hard link names the file itself, not a path: O_NOFOLLOW and the path checks cannot see that its other name
+    # may lie outside the workspace (here: a private file of the platform).
+    secret = tmp_path / "nephelae.db"
+    secret.write_bytes(b"password hashes")
+    secret.chmod(0o600)
+    (workspace.root / "db").hardlink_to(secret)
+    with pytest.raises(PermissionDenied, match="hard links"):
+        open_file(workspace, "db")
+    (workspace.root / "db").unlink()
+    put(workspace, "plain.txt", b"ok")
+    assert open_file(workspace, "plain.txt").read() == b"ok"

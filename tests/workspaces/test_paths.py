@@ -139,3 +139,15 @@ def test_special_files_and_directories_are_not_downloaded(alice: Workspace) -> N
         open_file(alice, "nothing.nc")
     with pytest.raises(InvalidInput, match="is a file, not a directory"):
         open_file(alice, "data/sst.txt/x")
+
+
+def test_a_loop_of_links_is_a_clear_refusal(alice: Workspace) -> None:
+    # A script may plant one; the API must answer with its error shape, not an internal error.
+    (alice.root / "a").symlink_to("b")
+    (alice.root / "b").symlink_to("a")
+    for call in (lambda: open_file(alice, "a"), lambda: list_entries(alice, "a/x"),
+                 lambda: begin_upload(alice, "b/new.txt", LIMITS)):  # fmt: skip
+        with pytest.raises(InvalidInput, match="loop of symbolic links"):
+            call()
+    delete_path(alice, "a")  # the link itself can still be removed
+    assert not (alice.root / "a").is_symlink()

@@ -21,7 +21,7 @@ from nephelae.catalog.datasets import add_dataset
 from nephelae.config import Settings, load_settings, prepare_home
 from nephelae.db import make_engine, session_factory, upgrade
 from nephelae.demo.archive import build_demo_archive
-from nephelae.errors import InvalidInput, NotFound, PermissionDenied
+from nephelae.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from nephelae.sandbox import SandboxTimeout
 from nephelae.workspaces import (
     Workspace,
@@ -31,6 +31,7 @@ from nephelae.workspaces import (
     readable_roots,
     run_workspace_script,
     upload_limits,
+    workspace_lock,
 )
 from tests.api.support import People
 from tests.sandbox.conftest import bubblewrap
@@ -236,3 +237,23 @@ def test_scripts_come_from_the_callers_workspace_only(platform: Platform) -> Non
     with pytest.raises(InvalidInput, match="NUL"):
         platform.run(platform.alice, "mean.py", "a\0b")
     assert "bobs-tool.py" in [entry.path for entry in list_entries(alice)]
+
+
+def test_runs_and_the_gateways_file_commands_keep_apart(platform: Platform) -> None:
+    """A running script could plant a link where the SSH gateway's CLI is about to read or write by path."""
+    workspaces = platform.settings.workspaces_dir
+    platform.write("alice", "hello.py", "print('hello')\n")
+    platform.write("bob", "hello.py", "print('hello')\n")
+    with workspace_lock(workspaces, "alice", shared=False):  # the gateway's `files get` of alice, say
+        with pytest.raises(Conflict, match="SSH command of yours"):
+            platform.run(platform.alice, "hello.py")
+        assert platform.run(platform.bob, "hello.py") == (0, "hello\n", "")  # another workspace: no matter
+    assert platform.run(platform.alice, "hello.py") == (0, "hello\n", "")
+    runs = workspace_lock(workspaces, "alice", shared=True), workspace_lock(workspaces, "alice", shared=True)
+    with (  # two runs share the workspace; the gateway's file commands wait for them to end
+        runs[0],
+        runs[1],
+        pytest.raises(Conflict, match="a script of yours is running"),
+        workspace_lock(workspaces, "alice", shared=False),
+    ):
+        pass

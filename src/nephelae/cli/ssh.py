@@ -12,6 +12,7 @@ import os
 import pwd
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -28,11 +29,12 @@ from nephelae.config import Settings
 from nephelae.errors import ConfigurationError, PermissionDenied
 from nephelae.ssh.authorized_keys import client_address
 from nephelae.ssh.credentials import drop_session_token, mint_session_token
-from nephelae.ssh.gateway import check_paths, parse_command
+from nephelae.ssh.gateway import check_paths, parse_command, uses_local_files
 from nephelae.ssh.inprocess import API_TRANSPORT, InProcessTransport
 from nephelae.ssh.lookup import lookup
 from nephelae.ssh.sshd import WRAPPER_DIR, ensure_host_key, install_wrapper, sshd_config
 from nephelae.ssh.unix_users import sync_accounts
+from nephelae.workspaces import workspace_lock
 
 ssh_app = typer.Typer(help="The SSH entry point: sshd's key lookup, the gateway shell, sshd_config, Unix users.")
 GATEWAY_URL = "http://nephelae-gateway"  # never contacted: the transport answers in-process
@@ -63,24 +65,27 @@ def shell(
         raise PermissionDenied("`nephelae ssh shell` runs only as the forced command of an SSH session")
     text = os.environ.get("SSH_ORIGINAL_COMMAND")
     workspace = settings.workspaces_dir.resolve() / account
-    with open_session(settings) as session:
-        record = get_account(session, account)
-        try:
-            words = parse_command(text)
-            workspace.mkdir(parents=True, exist_ok=True)
-            check_paths(words, workspace)
-        except PermissionDenied as error:
-            _audit(session, "ssh.refused", account, client[0], text, reason=error.detail)
-            raise
-        check_account_access(session, record, client[0])
-        _audit(session, "ssh.command", account, client[0], text)
-        token = mint_session_token(session, record, settings.ssh_token_minutes)
-    try:
-        os.chdir(workspace)
-        status = run_in_process(settings, words, token, client)
-    finally:
+    with ExitStack() as held:
         with open_session(settings) as session:
-            drop_session_token(session, token)
+            record = get_account(session, account)
+            try:
+                words = parse_command(text)
+                workspace.mkdir(parents=True, exist_ok=True)
+                if uses_local_files(words):  # no script may plant links between the check and the CLI's open
+                    held.enter_context(workspace_lock(settings.workspaces_dir.resolve(), account, shared=False))
+                check_paths(words, workspace)
+            except PermissionDenied as error:
+                _audit(session, "ssh.refused", account, client[0], text, reason=error.detail)
+                raise
+            check_account_access(session, record, client[0])
+            _audit(session, "ssh.command", account, client[0], text)
+            token = mint_session_token(session, record, settings.ssh_token_minutes)
+        try:
+            os.chdir(workspace)
+            status = run_in_process(settings, words, token, client)
+        finally:
+            with open_session(settings) as session:
+                drop_session_token(session, token)
     raise typer.Exit(status)
 
 

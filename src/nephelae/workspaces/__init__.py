@@ -16,7 +16,7 @@ from nephelae.workspaces.files import (
     usage_bytes,
 )
 from nephelae.workspaces.paths import Workspace, parse_path
-from nephelae.workspaces.runs import RunResult, readable_roots, run_limits, run_workspace_script
+from nephelae.workspaces.runs import RunResult, readable_roots, run_limits, run_workspace_script, workspace_lock
 from nephelae.workspaces.service import record_upload, remove_file, upload_limits, workspace_of
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "run_workspace_script",
     "upload_limits",
     "usage_bytes",
+    "workspace_lock",
     "workspace_of",
 ]

@@ -145,6 +145,15 @@ def open_file(workspace: Workspace, path: str) -> OpenedFile:
         if stat.S_ISDIR(status.st_mode):
             raise InvalidInput(f"{relative} is a directory; list it with `nephelae files ls {relative}`")
         raise InvalidInput(f"{relative} is not a regular file (a FIFO, socket or device); it cannot be downloaded")
+    if status.st_nlink > 1:
+        # Another name of this file may lie outside the workspace (a hard link to a file the platform may read
+        # but the user may not), and nothing here can tell where; sandboxes cannot make such links (a link across
+        # mounts fails), a login of accounts mode can where the kernel allows it (fs.protected_hardlinks = 0).
+        os.close(fd)
+        raise PermissionDenied(
+            f"{relative} has {status.st_nlink} hard links and may be a file from outside your workspace; "
+            f"copy it (`cp {relative} copy`) and use the copy"
+        )
     return OpenedFile(fd, _entry(relative, status))
 
 

@@ -76,7 +76,13 @@ class Workspace:
     def resolve(self, relative: PurePosixPath) -> PurePosixPath:
         """`relative` with the symlinks inside the workspace followed; refused if it leads out of the workspace."""
         top = self.root.resolve()
-        resolved = top.joinpath(*relative.parts).resolve()
+        try:
+            resolved = top.joinpath(*relative.parts).resolve()
+        except (RuntimeError, OSError):  # a loop of links (RuntimeError before Python 3.13), links too long
+            raise InvalidInput(
+                f"{relative} in your workspace cannot be followed (a loop of symbolic links?); "
+                "remove the link with `nephelae files rm`"
+            ) from None
         if resolved != top and top not in resolved.parents:
             raise PermissionDenied(
                 f"{relative} leads outside your workspace (a symbolic link?); copy the file into the workspace instead"

@@ -8,8 +8,11 @@ nothing else of the host. Its wall-clock and memory limits are the campaign task
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from sqlalchemy.orm import Session
 from nephelae.accounts import Principal, audit
 from nephelae.catalog.datasets import list_datasets
 from nephelae.config import Settings
-from nephelae.errors import InvalidInput
+from nephelae.errors import Conflict, InvalidInput
 from nephelae.sandbox import Limits, Mounts, SandboxTimeout, run_script
 from nephelae.workspaces.files import open_file
 from nephelae.workspaces.paths import Workspace, parse_path
@@ -57,13 +60,47 @@ def run_workspace_script(
     started = time.monotonic()
     what: dict[str, Any] = {"script": script, "args": len(args)}
     try:
-        completed = run_script(path, args, mounts, run_limits(settings), workdir=workspace.root)
+        with workspace_lock(settings.workspaces_dir, principal.username, shared=True):
+            completed = run_script(path, args, mounts, run_limits(settings), workdir=workspace.root)
     except SandboxTimeout:
         _record(session, principal, what, status="timeout", seconds=time.monotonic() - started)
         raise
     duration = time.monotonic() - started
     _record(session, principal, what, status=completed.returncode, seconds=duration)
     return RunResult(completed.returncode, _tail(completed.stdout), _tail(completed.stderr), round(duration, 3))
+
+
+@contextmanager
+def workspace_lock(workspaces_dir: Path, username: str, *, shared: bool) -> Iterator[None]:
+    """Keep sandboxed runs (`shared`) and the SSH gateway's commands on local files (exclusive) of one workspace apart.
+
+    A running script may plant symbolic links in its workspace at any moment, and the gateway's CLI reads and writes
+    its arguments by path, as the platform's own user: a link swapped in between the gateway's check and the CLI's
+    open would reach the platform's files. Either side is refused while the other holds the workspace. The lock
+    file lies next to the workspace, where no sandbox reaches (usernames start with a letter).
+    """
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(workspaces_dir / f".{username}.lock", flags, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(_busy(shared)) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _busy(shared: bool) -> str:
+    if shared:
+        return (
+            "an SSH command of yours is reading or writing files in your workspace (files put/get, campaigns submit, "
+            "analysis -o); run the script when it has ended"
+        )
+    return (
+        "a script of yours is running in your workspace (`nephelae run`), and files are not read or written through "
+        "SSH meanwhile; try again when it has ended"
+    )
 
 
 def run_limits(settings: Settings) -> Limits:
