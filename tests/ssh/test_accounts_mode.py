@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from nephelae.accounts import keys
 from nephelae.config import Settings, load_settings, prepare_home
@@ -135,4 +135,21 @@ def test_a_unix_user_not_made_by_nephelae_is_left_alone(site: Site, capsys: pyte
     operator = Admin(capsys, site.settings.home)
     error = operator.fails("configuration_error: the Unix user", "admin", "accounts", "approve", "alice")
     assert "was not made by Nephelae; it is left alone" in error
+    assert pwd.getpwnam(site.login).pw_gecos == ""
+
+
+def test_a_sync_goes_on_past_an_account_it_cannot_bring_in_line(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    subprocess.run(["useradd", "--system", "--no-create-home", site.login], check=True, capture_output=True)
+    engine = make_engine(site.settings.database)
+    with session_factory(engine)() as session:
+        session.execute(update(Account).where(Account.username == "alice").values(status="approved"))
+        session.commit()
+    People(session_factory(engine)).account("bob")  # approved, after alice in the sync's order
+    engine.dispose()
+    operator = Admin(capsys, site.settings.home)
+    error = operator.fails(
+        "configuration_error: some Unix users could not be synced: alice: the Unix user", "ssh", "sync-accounts"
+    )
+    assert "was not made by Nephelae" in error
+    assert pwd.getpwnam(f"{site.prefix}bob").pw_gecos == f"{MARKER} bob"  # bob's user was made all the same
     assert pwd.getpwnam(site.login).pw_gecos == ""

@@ -33,7 +33,7 @@ from nephelae.ssh.gateway import check_paths, parse_command, uses_local_files
 from nephelae.ssh.inprocess import API_TRANSPORT, InProcessTransport
 from nephelae.ssh.lookup import lookup
 from nephelae.ssh.sshd import WRAPPER_DIR, ensure_host_key, install_wrapper, sshd_config
-from nephelae.ssh.unix_users import sync_accounts
+from nephelae.ssh.unix_users import Change, failures, record_changes, sync_accounts
 from nephelae.workspaces import workspace_lock
 
 ssh_app = typer.Typer(help="The SSH entry point: sshd's key lookup, the gateway shell, sshd_config, Unix users.")
@@ -165,13 +165,16 @@ def sync_accounts_command(
         )
     with open_session(settings) as session:
         changes = sync_accounts(session, settings, only=user)
-        for change in changes:
-            if change.action != "unchanged":
-                kind = f"ssh.user_{change.action}"
-                audit.record(session, kind, actor=operator_actor(), subject=change.account, login=change.login)
-        session.commit()
+        record_changes(session, changes, operator_actor())
     if json_output:
         print_json([{"login": c.login, "account": c.account, "action": c.action} for c in changes])
-        return
+    else:
+        _print_changes(changes)
+    problem = failures(changes)
+    if problem is not None:
+        raise ConfigurationError(f"some Unix users could not be synced: {problem}")
+
+
+def _print_changes(changes: list[Change]) -> None:
     rows = [(c.login, c.account, c.action) for c in changes]
     print_table("Unix users", ("login", "account", "action"), rows, empty="No accounts.")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from nephelae.accounts import audit
 from nephelae.config import Settings
 from nephelae.db.models import Account
-from nephelae.errors import ConfigurationError, InvalidInput
+from nephelae.errors import ConfigurationError, InvalidInput, NephelaeError
 from nephelae.ssh.authorized_keys import unix_login
 
 MARKER = "nephelae account"
@@ -34,24 +34,41 @@ EXPIRED = "1"  # days since 1970: long past
 
 @dataclass(frozen=True)
 class Change:
-    """What a sync did to one Unix user: `created`, `enabled`, `disabled` or `unchanged`."""
+    """What a sync did to one Unix user: `created`, `enabled`, `disabled`, `unchanged`, or `failed` with a `detail`."""
 
     login: str
     account: str
     action: str
+    detail: str = ""
 
 
 def sync_accounts(session: Session, settings: Settings, only: str | None = None) -> list[Change]:
     """Bring the Unix users in line with the accounts (all of them, or the account `only`)."""
     query = select(Account).order_by(Account.username)
     accounts = list(session.scalars(query if only is None else query.where(Account.username == only)))
-    changes = [_sync_one(settings, account.username, account.status == "approved") for account in accounts]
+    changes = [_sync_or_fail(settings, account.username, account.status == "approved") for account in accounts]
     if only is None:
         known = {unix_login(settings, account.username) for account in accounts}
         for login, username in managed_users(settings):
             if login not in known:
-                changes.append(_sync_one(settings, username, False))
+                changes.append(_sync_or_fail(settings, username, False))
     return changes
+
+
+def failures(changes: list[Change]) -> str | None:
+    """One line naming the accounts a sync could not bring in line, or None."""
+    failed = [change for change in changes if change.action == "failed"]
+    if not failed:
+        return None
+    return "; ".join(f"{change.account}: {change.detail}" for change in failed)
+
+
+def _sync_or_fail(settings: Settings, username: str, enabled: bool) -> Change:
+    """One account's sync; a failure is reported, and the others still go on (a cron run must not stop at one)."""
+    try:
+        return _sync_one(settings, username, enabled)
+    except NephelaeError as error:
+        return Change(unix_login(settings, username), username, "failed", error.detail)
 
 
 def managed_users(settings: Settings) -> list[tuple[str, str]]:
@@ -128,8 +145,17 @@ def follow_account(session: Session, settings: Settings, username: str, *, actor
     if settings.ssh_mode != "accounts":
         return []
     changes = sync_accounts(session, settings, only=username)
+    record_changes(session, changes, actor)
+    failed = [change for change in changes if change.action == "failed"]
+    if failed:
+        raise ConfigurationError(failed[0].detail)
+    return changes
+
+
+def record_changes(session: Session, changes: list[Change], actor: str) -> None:
+    """Audit what a sync did (failures included, with their reason), and commit."""
     for change in changes:
         if change.action != "unchanged":
-            audit.record(session, f"ssh.user_{change.action}", actor=actor, subject=change.account, login=change.login)
+            details = {"login": change.login} | ({"reason": change.detail} if change.detail else {})
+            audit.record(session, f"ssh.user_{change.action}", actor=actor, subject=change.account, **details)
     session.commit()
-    return changes
