@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import Engine, select
 
@@ -26,5 +28,21 @@ def test_login_tokens_are_bounded_and_gateway_tokens_kept(engine: Engine) -> Non
         assert access_expiry(session, alice)[1] is not None  # still the own token's expiry: minted ones don't count
         own = session.scalars(select(ApiToken).where(ApiToken.name == "laptop")).one()
         tokens.revoke_token(session, "alice", "laptop", actor="op")
-        assert access_expiry(session, alice) == (False, None)  # no own live token: keys alone decide
+        assert access_expiry(session, alice) == (True, None)  # her only credential was revoked: access ends
         assert own.revoked_at is not None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_revoking_tokens_never_lengthens_access(engine: Engine) -> None:
+    People(session_factory(engine)).account("alice")
+    with session_factory(engine)() as session:
+        alice = registry.get_account(session, "alice")
+        own = session.scalars(select(ApiToken).where(ApiToken.name == "laptop")).one()
+        own.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        session.commit()
+        assert access_expiry(session, alice) == (True, None)  # expired
+        tokens.revoke_token(session, "alice", "laptop", actor="op")
+        assert access_expiry(session, alice) == (True, None)  # still: revoking an expired token reopens nothing
+        session.delete(own)
+        session.commit()
+        assert access_expiry(session, alice) == (False, None)  # an account without any token: keys alone decide

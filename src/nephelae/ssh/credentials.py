@@ -64,19 +64,25 @@ def _prune(session: Session, account: Account, now: dt.datetime) -> None:
 
 
 def access_expiry(session: Session, account: Account) -> tuple[bool, dt.datetime | None]:
-    """(expired, until): SSH access lasts as long as the account's own tokens do.
+    """(expired, until): SSH access lasts as long as the account's own credentials do.
 
-    Revoked tokens do not count. No own token, or one without expiry: (False, None). Every one expired:
-    (True, None).
-    Otherwise (False, the latest expiry), which the key line carries as `expiry-time`.
+    A token's credential ends at its expiry or at its revocation, whichever comes first, so that revoking tokens
+    never lengthens access (revoking expired ones must not reopen it). No own token at all, or a live one without
+    expiry: (False, None), keys alone decide. Every one ended: (True, None). Otherwise (False, the latest end), which
+    the key line carries as `expiry-time`.
     """
-    live = [
+    own = [
         record
         for record in session.scalars(select(ApiToken).where(ApiToken.account_id == account.id))
-        if not record.name.startswith(SESSION_TOKEN_PREFIX) and record.revoked_at is None
+        if not record.name.startswith(SESSION_TOKEN_PREFIX)
     ]
-    if not live or any(record.expires_at is None for record in live):
+    ends = [_end(record) for record in own]
+    if not own or any(end is None for end in ends):
         return False, None
-    now = dt.datetime.now(dt.UTC)
-    ends = [record.expires_at for record in live if record.expires_at is not None and record.expires_at > now]
-    return (False, max(ends)) if ends else (True, None)
+    latest = max(end for end in ends if end is not None)
+    return (False, latest) if latest > dt.datetime.now(dt.UTC) else (True, None)
+
+
+def _end(record: ApiToken) -> dt.datetime | None:
+    moments = [moment for moment in (record.expires_at, record.revoked_at) if moment is not None]
+    return min(moments) if moments else None
