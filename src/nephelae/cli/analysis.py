@@ -27,9 +27,7 @@ DatasetArgument = Annotated[
 ]
 VariableOption = Annotated[
     list[str],
-    typer.Option(
-        "--variable", "-v", metavar="NAME", help="A variable (repeat, or comma-separate, for several)."
-    ),
+    typer.Option("--variable", "-v", metavar="NAME", help="A variable (repeat, or comma-separate, for several)."),
 ]
 BBoxOption = Annotated[
     str | None,
