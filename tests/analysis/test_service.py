@@ -249,3 +249,148 @@ def test_real_l4_files_timeseries_matches_the_toolbox(catalog: DemoCatalog, tmp_
         np.testing.assert_allclose(
             ours[variable].values, numpy_area_mean(paths, variable, (-80, 0, -10, 60)), rtol=1e-6
         )
+
+
+def test_the_size_counts_every_time_step_of_a_granule(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # One DUACS file holds 91 daily fields of 128 x 344 cells: 4,006,912 values, not the 44,032 of one step.
+    small = demo_catalog(tmp_path_factory, analysis_max_cells=100_000)
+    index_copies(
+        small.engine,
+        "real-duacs-med",
+        real_files("duacs-l4-sea-level", "dt_med_*2005T2.nc"),
+        tmp_path_factory.mktemp("m"),
+    )
+    request = build_request("timeseries", "real-duacs-med", ["adt"])
+    with small.sessions() as session, pytest.raises(RequestTooLarge) as refused:
+        select(session, ADMIN, small.settings, request)
+    small.engine.dispose()
+    assert f"{91 * 128 * 344:,} values" in refused.value.detail
+
+
+def test_codes_outside_the_valid_range_are_missing(catalog: DemoCatalog, tmp_path: Path) -> None:
+    # RSS SSMIS winds: no _FillValue; land, ice, rain and no-data are codes 251..255 (51 m/s once scaled), above the
+    # valid_range [0, 50] m/s given in unpacked units. Over Europe they made a mean wind of 44 m/s.
+    files = real_files("rss-ssmis-f16-daily")
+    index_copies(catalog.engine, "real-ssmis", files, tmp_path / "ssmis")
+    request = build_request("timeseries", "real-ssmis", ["wind_speed"], bbox="-10,35,30,60")
+    with netCDF4.Dataset(files[0]) as dataset:
+        lat, lon = dataset["latitude"][:].astype(float), dataset["longitude"][:].astype(float)
+        dataset["wind_speed"].set_auto_maskandscale(False)
+        raw = dataset["wind_speed"][:].astype(float)
+    lon = (lon + 180.0) % 360.0 - 180.0
+    rows, columns = (lat >= 35) & (lat <= 60), (lon >= -10) & (lon <= 30)
+    window = raw[:, rows][:, :, columns]
+    speed = np.ma.masked_where(window > 250, window * 0.2)  # 250 is 50 m/s, the top of the range
+    weights = np.broadcast_to(np.cos(np.deg2rad(lat[rows]))[:, None], speed.shape[1:])
+    expected = [float(np.ma.average(step, weights=weights)) for step in speed]
+    ours = series(catalog, request)
+    np.testing.assert_allclose(ours["wind_speed"].values, expected, rtol=1e-6)
+    assert (ours["wind_speed"].values < 20).all()
+    with catalog.sessions() as session:  # the xarray path (maps, climatologies, swaths) masks the same cells
+        mapped = build_request("map", "real-ssmis", ["wind_speed"], bbox="-10,35,30,60")
+        field = analyse(session, ADMIN, catalog.settings, mapped, "netcdf")
+    assert field.path is not None
+    with xr.open_dataset(field.path) as mean:
+        assert float(mean["wind_speed"].max()) <= 50.0
+    field.path.unlink()
+
+
+def test_granules_on_another_grid_are_read_on_their_own_grid(catalog: DemoCatalog, tmp_path: Path) -> None:
+    # An archive whose grid changed (here: -180..180 longitudes, then 0..360): the first granule's index ranges
+    # point elsewhere in the others, so each granule whose grid differs is planned again.
+    files = real_files("ghrsst-l4-ncei-avhrr-oi-glob")[:1] + real_files("ghrsst-l4-ostia-anom-glob")[:1]
+    index_copies(catalog.engine, "real-mixed", files, tmp_path / "mixed")
+    request = build_request("timeseries", "real-mixed", ["analysed_sst"], bbox="-80,0,-10,60")
+    ours = series(catalog, request)
+    with catalog.sessions() as session:
+        paths = select(session, ADMIN, catalog.settings, request).paths
+    expected = numpy_area_mean(paths, "analysed_sst", (-80, 0, -10, 60))
+    np.testing.assert_allclose(ours["analysed_sst"].values, expected, rtol=1e-6)
+
+
+def test_a_noleap_calendar_gives_a_series_labelled_with_its_dates(catalog: DemoCatalog, tmp_path: Path) -> None:
+    # Model and reanalysis archives often count days on a 365-day calendar; the series failed with "illegal calendar".
+    written = tmp_path / "written"
+    written.mkdir()
+    for day in range(3):
+        coords = {
+            "time": ("time", [58.5 + day], {"units": "days since 2001-01-01", "calendar": "noleap"}),
+            "lat": ("lat", np.arange(4.0) * 10, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", np.arange(8.0) * 10, {"units": "degrees_east", "standard_name": "longitude"}),
+        }
+        field = xr.Dataset({"sst": (("time", "lat", "lon"), np.full((1, 4, 8), 280.0 + day), {"units": "K"})}, coords)
+        field.to_netcdf(written / f"model-{day}.nc")
+    index_copies(catalog.engine, "model-noleap", sorted(written.glob("*.nc")), tmp_path / "model")
+    with catalog.sessions() as session:
+        answer = analyse(session, ADMIN, catalog.settings, build_request("timeseries", "model-noleap", ["sst"]), "json")
+    assert answer.content is not None
+    points = json.loads(answer.content)["points"]
+    assert [point["time"] for point in points] == [
+        "2001-02-28T12:00:00Z",
+        "2001-03-01T12:00:00Z",
+        "2001-03-02T12:00:00Z",
+    ]
+    np.testing.assert_allclose([point["value"] for point in points], [280.0, 281.0, 282.0])
+
+
+def test_variables_in_groups_are_sized_too(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Sentinel-6 keeps its data in groups: the estimate did not find `data_01/ku/ssha` and counted 1 value a granule.
+    small = demo_catalog(tmp_path_factory, analysis_max_cells=1_000)
+    index_copies(small.engine, "real-s6", real_files("sentinel6-p4-l2-hr"), tmp_path_factory.mktemp("s6"))
+    request = build_request("timeseries", "real-s6", ["data_01/ku/ssha"])
+    with small.sessions() as session, pytest.raises(RequestTooLarge) as refused:
+        select(session, ADMIN, small.settings, request)
+    small.engine.dispose()
+    assert "1,200 values" in refused.value.detail  # 2 granules x 600 one-second measurements
+
+
+def test_unsigned_bytes_of_netcdf3_are_read_as_unsigned(catalog: DemoCatalog, tmp_path: Path) -> None:
+    # NetCDF-3 has no unsigned byte: `_Unsigned = "true"` on a byte says 200 is stored as -56 (and the fill 255 as -1).
+    written = tmp_path / "written"
+    written.mkdir()
+    path = written / "chlorophyll-20200101.nc"
+    with netCDF4.Dataset(path, "w", format="NETCDF3_CLASSIC") as dataset:
+        for name, size in (("time", 1), ("lat", 4), ("lon", 8)):
+            dataset.createDimension(name, size)
+        time = dataset.createVariable("time", "f8", ("time",))
+        time.units, time[:] = "days since 2020-01-01", [0.5]
+        lat = dataset.createVariable("lat", "f4", ("lat",))
+        lat.units, lat.standard_name, lat[:] = "degrees_north", "latitude", np.arange(4.0)
+        lon = dataset.createVariable("lon", "f4", ("lon",))
+        lon.units, lon.standard_name, lon[:] = "degrees_east", "longitude", np.arange(8.0)
+        packed = dataset.createVariable("index", "i1", ("time", "lat", "lon"), fill_value=np.int8(-1))
+        packed.set_auto_maskandscale(False)
+        # The range 0..250 in the stored signed type: 250 is -6.
+        packed.setncatts(
+            {"_Unsigned": "true", "scale_factor": 0.1, "units": "1", "valid_min": np.int8(0), "valid_max": np.int8(-6)}
+        )
+        stored = np.full((1, 4, 8), -56, dtype=np.int8)  # 200: 20.0 once scaled
+        stored[0, 0, :] = -1  # missing
+        packed[:] = stored
+    index_copies(catalog.engine, "unsigned-bytes", [path], tmp_path / "bytes")
+    request = build_request("timeseries", "unsigned-bytes", ["index"])
+    ours = series(catalog, request)
+    np.testing.assert_allclose(ours["index"].values, [20.0])
+    np.testing.assert_allclose(stacked_area_mean(catalog, request)["index"].values, [20.0])
+    with catalog.sessions() as session:  # the xarray path reads the range as unsigned too
+        field = analyse(session, ADMIN, catalog.settings, build_request("map", "unsigned-bytes", ["index"]), "netcdf")
+    assert field.path is not None
+    with xr.open_dataset(field.path) as mean:
+        assert np.isnan(mean["index"][0]).all() and (mean["index"][1:] == 20.0).all()
+    field.path.unlink()
+
+
+def test_granules_dated_only_by_their_attributes_take_the_catalog_dates(catalog: DemoCatalog, tmp_path: Path) -> None:
+    # This DUACS file has a time dimension but no time variable: KeyError 'time' (series), AttributeError (climatology).
+    index_copies(catalog.engine, "real-undated", real_files("duacs-l4-sea-level", "dt_med_*20160515*"), tmp_path / "u")
+    with catalog.sessions() as session:
+        answer = analyse(session, ADMIN, catalog.settings, build_request("timeseries", "real-undated", ["sla"]), "json")
+        assert answer.content is not None
+        points = json.loads(answer.content)["points"]
+        assert [point["time"] for point in points] == ["2016-05-15T00:00:00Z"] and points[0]["value"] is not None
+        request = build_request("climatology", "real-undated", ["sla"], time="2016-05-15")
+        clim = analyse(session, ADMIN, catalog.settings, request, "netcdf")
+    assert clim.path is not None
+    with xr.open_dataset(clim.path) as result:
+        assert np.isfinite(result["sla"].sel(month=5)).any() and np.isnan(result["sla"].sel(month=4)).all()
+    clim.path.unlink()

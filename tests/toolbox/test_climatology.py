@@ -197,3 +197,10 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         anomaly(ds, clim.isel(lat=[0, 2]), "month")
     with pytest.raises(InvalidInput, match="share no variable"):
         anomaly(ds.rename({"sst": "wind"}), clim, "month")
+
+
+def test_a_time_axis_without_dates_is_refused_with_the_reason() -> None:
+    # A file with a time dimension but no time variable (dated by its name): `.dt` of plain indices, AttributeError.
+    undated = xr.Dataset({"sla": (("time", "lat"), np.zeros((2, 3)))})
+    with pytest.raises(InvalidInput, match="time dimension has no coordinate"):
+        climatology(undated, "month")

@@ -146,6 +146,10 @@ def test_dask_inputs_stay_lazy_and_compute_the_same() -> None:
         ({"air_temperature": ("units", "")}, "air_temperature .* give a temperature"),
         ({"specific_humidity": ("units", "%")}, "give kg kg-1 or g kg-1"),
         ({"wind_speed": ("units", "knots")}, "give m s-1"),
+        (
+            {"wind_speed": ("standard_name", "eastward_wind")},
+            "is a wind component \\(eastward_wind\\); give the wind speed",
+        ),
     ],
 )
 def test_unknown_units_are_refused(change: dict[str, tuple[str, str]], message: str) -> None:

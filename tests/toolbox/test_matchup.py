@@ -145,3 +145,40 @@ def test_a_dataset_without_time_is_refused() -> None:
             variables_a=["sst"],
             variables_b=["wind"],
         )
+
+
+@pytest.mark.parametrize("decoded", [False, True], ids=["seconds", "timedelta"])
+def test_l2p_pixels_are_dated_by_their_sst_dtime(decoded: bool) -> None:
+    # GDS 2.0: a pixel was observed at time + sst_dtime (up to 99 minutes into the real AMSR2 swath); the match-ups
+    # dated every pixel at the reference time, so a buoy 60 minutes after it fell outside a 10-minute window.
+    dtime = np.array([[[0.0, 3600.0, np.nan]]])
+    swath = xr.Dataset(
+        {
+            "sea_surface_temperature": (("time", "nj", "ni"), np.array([[[290.0, 291.0, 292.0]]]), {"units": "K"}),
+            "sst_dtime": (
+                ("time", "nj", "ni"),
+                (dtime * 1e9).astype("timedelta64[ns]") if decoded else dtime,
+                {} if decoded else {"units": "second"},
+            ),
+        },
+        coords={"time": [START], "lat": (("nj", "ni"), [[10.0, 20.0, 30.0]]), "lon": (("nj", "ni"), [[0.0, 0.0, 0.0]])},
+    )
+    buoys = xr.Dataset(
+        {"temp": ("obs", [290.5, 291.5, 292.5])},
+        coords={
+            "lat": ("obs", [10.0, 20.0, 30.0], {"units": "degrees_north"}),
+            "lon": ("obs", [0.0, 0.0, 0.0], {"units": "degrees_east"}),
+            "time": ("obs", START + np.array([0, 3600, 0], dtype="timedelta64[s]").astype("timedelta64[ns]")),
+        },
+    )
+    result = matchups(
+        swath,
+        buoys,
+        max_distance_km=5,
+        max_time_difference=dt.timedelta(minutes=10),
+        variables_a=["sea_surface_temperature"],
+        variables_b=["temp"],
+    )
+    assert result["a_sea_surface_temperature"].values.tolist() == [290.0, 291.0, 292.0]
+    assert result["a_time"].values.tolist() == (START + np.array([0, 3600, 0], dtype="timedelta64[s]")).tolist()
+    assert result["time_difference"].values.tolist() == [0.0, 0.0, 0.0]

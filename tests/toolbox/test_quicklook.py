@@ -147,3 +147,11 @@ def test_bad_input_is_refused_with_a_clear_message() -> None:
         map_png(field.drop_vars("lat").rename(lat="y"))
     with pytest.raises(InvalidInput, match="not numbers"):
         map_png(field.astype(str))
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(1, 1), (1, 6), (5, 1)])
+def test_a_box_one_cell_wide_is_still_a_map(rows: int, columns: int) -> None:
+    # A one-step map of a box one row high (a transect) or one cell small: squeezing every axis of size one left
+    # fewer than two dimensions, and the map was refused with "select one time step".
+    field = _field(np.arange(rows) + 0.5, np.arange(columns) + 0.5).expand_dims(time=1)
+    assert _pixels(map_png(field)).shape == (480, 800, 3)

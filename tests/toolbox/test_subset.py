@@ -81,3 +81,28 @@ def test_real_ostia_file_in_0_360_longitudes() -> None:
         expected = ds.analysed_sst.values[:, rows][:, :, columns]
     assert values.shape == (1, 40, 60)
     np.testing.assert_allclose(np.nansum(values), np.nansum(expected))
+
+
+def test_a_model_calendar_is_subset_by_its_dates() -> None:
+    # noleap dates (cftime objects) could not be compared with the interval: TypeError.
+    times = xr.date_range("2001-02-20", periods=20, freq="D", calendar="noleap", use_cftime=True)
+    ds = xr.Dataset({"sst": ("time", np.arange(20.0))}, coords={"time": times})
+    start = dt.datetime(2001, 2, 28, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # 27 February, 23:00 UTC
+    kept = subset(ds, time=(start, dt.datetime(2001, 3, 2, tzinfo=dt.UTC)))
+    assert [moment.isoformat() for moment in kept["time"].values] == [
+        "2001-02-28T00:00:00",
+        "2001-03-01T00:00:00",
+        "2001-03-02T00:00:00",
+    ]
+    assert subset(ds, time=(None, dt.datetime(2001, 2, 21))).sizes["time"] == 2
+
+
+@pytest.mark.parametrize("lon", [np.arange(-179.5, 180, 1.0), np.arange(0.5, 360, 1.0)], ids=["-180..180", "0..360"])
+def test_a_box_given_in_0_to_360_is_the_same_box(lon: np.ndarray) -> None:
+    # The processors accept longitudes up to 360: (100, 260) is the Pacific, not 100..180 alone.
+    ds = _grid(lon)
+    pacific = subset(ds, bbox=(100, -10, 260, 10))
+    assert pacific.sizes["lon"] == 160
+    np.testing.assert_array_equal(pacific["sst"].values, subset(ds, bbox=(100, -10, -100, 10))["sst"].values)
+    assert subset(ds, bbox=(190, -10, 200, 10)).sizes["lon"] == 10
+    assert subset(ds, bbox=(0, -10, 360, 10)).sizes["lon"] == 360

@@ -65,7 +65,7 @@ def select(session: Session, principal: Principal | None, settings: Settings, re
     slab = _regular_slab(paths[0], request, variables) if granules[0].footprint is None else None
     if slab is not None and slab.cells == 0:
         raise InvalidInput(f"the box {_box(request)} holds no grid cell of {dataset.id}: widen it")
-    cells = slab.cells if slab is not None else _granule_cells(paths[0], request.variables)
+    cells = slab.values if slab is not None else _granule_cells(paths[0], request.variables, granules[0].size)
     values = len(granules) * cells * len(request.variables)
     check_size(settings, request, len(granules), values)
     return Selection(dataset, request, granules, paths, slab, values)
@@ -87,10 +87,10 @@ def check_size(settings: Settings, request: AnalysisRequest, granules: int, valu
         return
     processor = CAMPAIGN_PROCESSORS[request.operation]
     raise RequestTooLarge(
-        f"this {request.operation} reads about {values:,} values ({granules:,} granules x cells in the box x "
-        f"{len(request.variables)} variable(s)), above the limit of {limit:,} for an answer within seconds; narrow "
-        f"the box, the time or the variables, or run it as a campaign: `nephelae campaigns submit SPEC.yaml` with "
-        f"processor {processor} over dataset {request.dataset}"
+        f"this {request.operation} reads about {values:,} values ({granules:,} granules x time steps x cells in the "
+        f"box x {len(request.variables)} variable(s)), above the limit of {limit:,} for an answer within seconds; "
+        f"narrow the box, the time or the variables, or run it as a campaign: `nephelae campaigns submit SPEC.yaml` "
+        f"with processor {processor} over dataset {request.dataset}"
     )
 
 
@@ -110,14 +110,18 @@ def _regular_slab(path: str, request: AnalysisRequest, variables: dict[str, dict
     return slab
 
 
-def _granule_cells(path: str, names: tuple[str, ...]) -> int:
-    """The size of the largest requested variable of one granule (swaths: their box is not known before reading)."""
+def _granule_cells(path: str, names: tuple[str, ...], size: int | None) -> int:
+    """The size of the largest requested variable of one granule (swaths: their box is not known before reading).
+
+    Names in groups carry their path (`data_01/ku/ssha`). A granule that cannot be sized this way counts as many
+    values as it has bytes: unknown must not mean small.
+    """
     target = path if Path(path).is_file() else f"file://{Path(path).resolve()}#mode=zarr,file"
     try:
         with netCDF4.Dataset(target, "r") as dataset:
-            return max(math.prod(dataset.variables[name].shape) for name in names if name in dataset.variables)
-    except (OSError, ValueError):
-        return 1  # unknown; the read itself will report what is wrong
+            return int(max(math.prod(dataset[name].shape) for name in names))
+    except (OSError, ValueError, IndexError, KeyError):
+        return max(1, size or 0)  # the read itself will report what is wrong
 
 
 def _box(request: AnalysisRequest) -> str:

@@ -7,6 +7,7 @@ check the dataset is public themselves) and the settings; the HTTP layer only pa
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from nephelae.analysis.estimate import Selection, select
 from nephelae.analysis.formats import Format, check_format
 from nephelae.analysis.outputs import Rendered
 from nephelae.analysis.request import AnalysisRequest
+from nephelae.analysis.slab import FileSums, as_unsigned, valid_interval
 from nephelae.catalog.access import open_dataset
 from nephelae.catalog.query import Interval
 from nephelae.config import Settings
-from nephelae.db.models import Dataset
+from nephelae.db.models import Dataset, Granule
 from nephelae.toolbox import area_mean, climatology, subset
 from nephelae.toolbox.measures import with_cell_method
 from nephelae.toolbox.timeseries import AREA_MEAN_METHOD
@@ -69,11 +71,35 @@ def area_mean_series(session: Session, selection: Selection) -> xr.Dataset:
         series = area_mean(lazy, list(request.variables)).compute()
     else:
         sums = area_mean_sums(selection.paths, selection.slab, request.variables)
+        sums = [_dated(part, granule) for part, granule in zip(sums, selection.granules, strict=True)]
         times, means = combine(sums, request.variables)
         series = _series_dataset(selection, times, means)
         series = subset(series, time=_window(selection))
     series.attrs = outputs.provenance(selection, _source_attributes(selection), keep_source=False)
     return series
+
+
+def _dated(part: FileSums, granule: Granule) -> FileSums:
+    """A granule without a time variable (dated by its attributes or name) takes its catalog date."""
+    undated = np.isnat(part.times.astype("datetime64[ns]"))
+    moment = _catalog_time(granule)
+    if not undated.any() or moment is None:
+        return part
+    return replace(part, times=np.where(undated, moment.astype(np.int64), part.times))
+
+
+def _catalog_time(granule: Granule) -> np.datetime64 | None:
+    """The middle of the granule's time coverage in the catalog, as UTC."""
+    if granule.time_start is None or granule.time_end is None:
+        return None
+    start, end = (_naive_utc(moment) for moment in (granule.time_start, granule.time_end))
+    return start + (end - start) / 2
+
+
+def _naive_utc(moment: dt.datetime) -> np.datetime64:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return np.datetime64(moment, "ns")
 
 
 def _series_dataset(selection: Selection, times: np.ndarray, means: dict[str, np.ndarray]) -> xr.Dataset:
@@ -91,7 +117,7 @@ def _series_dataset(selection: Selection, times: np.ndarray, means: dict[str, np
 
 def subset_dataset(session: Session, selection: Selection) -> xr.Dataset:
     """The box, interval and variables of the granules, lazily (written chunk by chunk when rendered)."""
-    lazy = _open(session, selection)
+    lazy = _open(session, selection, as_stored=True)
     lazy.attrs = outputs.provenance(selection, lazy.attrs, keep_source=True)
     return lazy
 
@@ -123,11 +149,36 @@ def _with_loaded_positions(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords(loaded)
 
 
-def _open(session: Session, selection: Selection) -> xr.Dataset:
+def _open(session: Session, selection: Selection, *, as_stored: bool = False) -> xr.Dataset:
+    """The granules of the selection, lazily; values outside each variable's valid range are NaN unless `as_stored`
+    (as on the fast path: `slab.valid_interval`)."""
     request = selection.request
     window = _window(selection)
     interval = None if window is None else Interval(*window)
-    return open_dataset(session, request.dataset, time=interval, bbox=request.bbox, variables=list(request.variables))
+    ds = open_dataset(session, request.dataset, time=interval, bbox=request.bbox, variables=list(request.variables))
+    if "time" in ds.dims and "time" not in ds.coords and ds.sizes["time"] == len(selection.granules):
+        # Granules dated only by their attributes or names (one step each): the catalog's dates.
+        times = [_catalog_time(granule) for granule in selection.granules]
+        if all(moment is not None for moment in times):
+            ds = ds.assign_coords(time=("time", np.array(times, dtype="datetime64[ns]"), outputs.TIME_ATTRIBUTES))
+    return ds if as_stored else _within_valid_ranges(ds, request.variables)
+
+
+def _within_valid_ranges(ds: xr.Dataset, names: tuple[str, ...]) -> xr.Dataset:
+    for name in names:
+        variable = ds[name]
+        encoding = variable.encoding
+        stored = np.dtype(encoding.get("dtype", variable.dtype))
+        if not (np.issubdtype(variable.dtype, np.number) and np.issubdtype(stored, np.number)):
+            continue  # dates, text: no range to apply
+        given = {**variable.attrs, "_Unsigned": encoding.get("_Unsigned", "false")}  # xarray moved it to encoding
+        attributes, stored = as_unsigned(given, stored)
+        scale, offset = float(encoding.get("scale_factor", 1.0)), float(encoding.get("add_offset", 0.0))
+        bounds = valid_interval(attributes, stored, scale, offset)
+        if bounds is not None:
+            masked = variable.where((variable >= bounds[0]) & (variable <= bounds[1]))
+            ds[name] = masked.assign_attrs(variable.attrs)
+    return ds
 
 
 def _render_series(series: xr.Dataset, selection: Selection, chosen: Format) -> Rendered:

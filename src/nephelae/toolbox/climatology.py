@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -34,7 +34,7 @@ def resample_time(ds: xr.Dataset, freq: Frequency, how: Aggregation = "mean") ->
         raise InvalidInput(f"unknown frequency {freq!r}; use one of: {', '.join(_FREQUENCIES)}")
     if how not in _CF_METHODS:
         raise InvalidInput(f"unknown aggregation {how!r}; use one of: {', '.join(_CF_METHODS)}")
-    ds, time_name = with_time_named_time(ds, "resampling")
+    ds, time_name = _with_dates(ds, "resampling")
     names = measured_variables(ds, None, ["time"], "resampling")
     rule = _FREQUENCIES[freq][0]
     grouped = ds[names].resample(time=rule)
@@ -53,6 +53,17 @@ def resample_time(ds: xr.Dataset, freq: Frequency, how: Aggregation = "mean") ->
     return out.rename({"time": time_name})
 
 
+def _with_dates(ds: xr.Dataset, operation: str) -> tuple[xr.Dataset, Hashable]:
+    """`with_time_named_time`, and the dates of the steps, which periods are made of."""
+    ds, time_name = with_time_named_time(ds, operation)
+    if "time" not in ds.coords:
+        raise InvalidInput(
+            f"{operation} needs the dates of the time steps; the dataset's {time_name} dimension has no coordinate "
+            "variable"
+        )
+    return ds, time_name
+
+
 def _period_bounds(time: xr.DataArray, unit: str) -> xr.DataArray:
     starts = time.values.astype(f"datetime64[{unit}]")
     bounds = np.stack([starts, starts + 1], axis=1).astype("datetime64[ns]")
@@ -67,7 +78,7 @@ def climatology(ds: xr.Dataset, period: Period) -> xr.Dataset:
     averaged. Days of the year are counted as xarray does: from 1 January, so 1 March is day 60 or 61.
     """
     _check_period(period)
-    ds, _ = with_time_named_time(ds, "climatology")
+    ds, _ = _with_dates(ds, "climatology")
     names = measured_variables(ds, None, ["time"], "climatology")
     key = ds["time"].dt.month if period == "month" else ds["time"].dt.dayofyear
     entries = np.arange(1, _PERIOD_LENGTH[period] + 1)
@@ -110,7 +121,7 @@ def anomaly(ds: xr.Dataset, clim: xr.Dataset, period: Period) -> xr.Dataset:
     and valid ranges are dropped since they described the quantity, not its departure from normal.
     """
     _check_period(period)
-    ds, time_name = with_time_named_time(ds, "anomaly")
+    ds, time_name = _with_dates(ds, "anomaly")
     if period not in clim.dims:
         raise InvalidInput(f"the climatology has no {period!r} dimension: compute it with period={period!r}")
     names = [name for name in measured_variables(ds, None, ["time"], "anomaly") if name in clim.data_vars]

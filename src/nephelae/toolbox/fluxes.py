@@ -27,6 +27,7 @@ CELSIUS = frozenset({"degC", "celsius", "Celsius", "degree_Celsius", "degrees_Ce
 KG_PER_KG = frozenset({"kg kg-1", "kg/kg", "kg.kg-1", "1", ""})
 G_PER_KG = frozenset({"g kg-1", "g/kg", "g.kg-1"})
 SPEED = frozenset({"m s-1", "m/s", "m.s-1", "meter second-1", "meters per second"})
+WIND_COMPONENTS = frozenset({"eastward_wind", "northward_wind", "x_wind", "y_wind"})
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -168,6 +169,12 @@ def _kg_per_kg(field: xr.DataArray) -> xr.DataArray:
 
 
 def _speed(field: xr.DataArray) -> xr.DataArray:
+    if field.attrs.get("standard_name") in WIND_COMPONENTS:
+        # COARE takes the speed: a component (negative half the time) gives a wrong flux and a negative stress
+        raise InvalidInput(
+            f"heat_fluxes: wind_speed ({field.name}) is a wind component ({field.attrs['standard_name']}); give the "
+            "wind speed, e.g. numpy.hypot of the eastward and northward components"
+        )
     units = _units(field)
     if units not in SPEED:
         raise InvalidInput(f"heat_fluxes: wind_speed ({field.name}) has units {units!r}; give m s-1")

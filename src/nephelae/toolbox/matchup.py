@@ -1,7 +1,8 @@
 """Match-ups: each sample of one dataset paired with the nearest sample of another within a distance and a time window.
 
 Both datasets are flattened to samples (points, swath pixels or grid cells alike: a latitude, a longitude and a time
-each, broadcast over the variables' dimensions). Samples become unit vectors on the sphere, and a KD-tree
+each, broadcast over the variables' dimensions; an L2P pixel's time is the granule's reference time plus its
+`sst_dtime`, which spans an orbit's hour and more). Samples become unit vectors on the sphere, and a KD-tree
 (`scipy.spatial.cKDTree`) finds every pair closer than the distance, as a chord; the pairs outside the time window are
 dropped and, for each sample of `a`, the nearest remaining sample of `b` kept (the closest in time among equals).
 """
@@ -24,6 +25,7 @@ from nephelae.toolbox.subset import latitude_name, longitude_name
 __all__ = ["EARTH_RADIUS_KM", "haversine_km", "matchups"]
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
+PIXEL_TIME_OFFSET = "sst_dtime"  # GHRSST GDS 2.0 L2P: a pixel was observed at time + sst_dtime
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -121,10 +123,14 @@ def _samples(ds: xr.Dataset, variables: Sequence[str], side: str) -> _Samples:
     if "time" not in ds.variables or ds["time"].dtype.kind != "M":
         raise InvalidInput(f"matchups: dataset {side} has no decoded time coordinate (datetime64) to match in time")
     lat, lon = ds[latitude_name(ds)], ds[longitude_name(ds)]
-    fields = xr.broadcast(*(ds[name].reset_coords(drop=True) for name in names), lat, lon, ds["time"])
+    offsets = [ds[PIXEL_TIME_OFFSET].reset_coords(drop=True)] if PIXEL_TIME_OFFSET in ds.data_vars else []
+    fields = xr.broadcast(*(ds[name].reset_coords(drop=True) for name in names), lat, lon, ds["time"], *offsets)
     flat = [np.asarray(field.transpose(*fields[0].dims).values).ravel() for field in fields]
     values = dict(zip(names, flat[: len(names)], strict=True))
-    lat_values, lon_values, times = (flat[-3].astype(np.float64), flat[-2].astype(np.float64), flat[-1])
+    lat_values, lon_values, times = (flat[len(names)].astype(np.float64), flat[len(names) + 1], flat[len(names) + 2])
+    lon_values = lon_values.astype(np.float64)
+    if offsets:
+        times = times.astype("datetime64[ns]") + _offsets(flat[-1], ds[PIXEL_TIME_OFFSET].attrs)
     has_value = np.zeros(lat_values.shape, dtype=bool)
     for value in values.values():
         has_value |= ~_missing(value)
@@ -132,6 +138,17 @@ def _samples(ds: xr.Dataset, variables: Sequence[str], side: str) -> _Samples:
     attrs = {name: dict(ds[name].attrs) for name in names}
     samples = _Samples(lat_values, lon_values, times.astype("datetime64[ns]"), values, attrs)
     return samples.take(keep)
+
+
+def _offsets(offsets: npt.NDArray[Any], attrs: dict[Any, Any]) -> npt.NDArray[np.timedelta64]:
+    """`sst_dtime` as timedeltas (decoded already, or seconds); a pixel without one keeps the reference time."""
+    if offsets.dtype.kind == "m":
+        deltas = offsets.astype("timedelta64[ns]")
+        return np.where(np.isnat(deltas), np.timedelta64(0, "ns"), deltas)
+    if str(attrs.get("units", "")).strip() not in ("s", "second", "seconds"):
+        raise InvalidInput(f"matchups: {PIXEL_TIME_OFFSET} has units {attrs.get('units')!r}, not seconds")
+    seconds = np.nan_to_num(np.asarray(offsets, dtype=np.float64), nan=0.0)
+    return np.asarray(np.round(seconds * 1e9).astype(np.int64).astype("timedelta64[ns]"))
 
 
 def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:

@@ -77,7 +77,10 @@ def _longitude_label(x: float, _: object) -> str:
 def _as_map(da: xr.DataArray) -> xr.DataArray:
     if not isinstance(da, xr.DataArray):
         raise InvalidInput("a quicklook draws one variable (an xarray DataArray), not a whole dataset")
-    field = da.squeeze(drop=False)
+    field = da
+    for dim in da.dims:  # a time step of one, not the rows or columns of a box one cell wide
+        if field.ndim > 2 and field.sizes[dim] == 1:
+            field = field.squeeze(dim, drop=False)
     if field.ndim != 2:
         shape = ", ".join(f"{dim}={size}" for dim, size in field.sizes.items())
         raise InvalidInput(f"a map needs a 2-D field; {da.name} has dimensions {shape or 'none'}: select one time step")

@@ -47,7 +47,7 @@ def subset(
         if missing:
             raise InvalidInput(f"no variable {', '.join(missing)}; the dataset has {', '.join(map(str, ds.data_vars))}")
         ds = ds[list(variables)]
-    if time is not None and "time" in ds.dims:
+    if time is not None and "time" in ds.dims and "time" in ds.coords:  # a time axis without dates is kept whole
         ds = _subset_time(ds, *time)
     if bbox is not None:
         ds = _subset_area(ds, bbox)
@@ -56,12 +56,29 @@ def subset(
 
 def _subset_time(ds: xr.Dataset, start: dt.datetime | None, end: dt.datetime | None) -> xr.Dataset:
     times = ds["time"].values
+    if times.dtype == object:  # cftime dates of a model calendar (noleap, 360_day): compared by their fields
+        return ds.isel(time=np.flatnonzero([_within(_fields(moment), start, end) for moment in times]))
     keep = np.ones(times.shape, dtype=bool)
     if start is not None:
         keep &= times >= _naive_utc(start)
     if end is not None:
         keep &= times <= _naive_utc(end)
     return ds.isel(time=np.flatnonzero(keep))
+
+
+def _fields(moment: dt.datetime) -> tuple[int, ...]:
+    """Year to microsecond: the dates of any calendar order as these do."""
+    return (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond)
+
+
+def _within(fields: tuple[int, ...], start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    if start is not None and fields < _fields(_utc(start)):
+        return False
+    return end is None or fields <= _fields(_utc(end))
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def _naive_utc(moment: dt.datetime) -> np.datetime64:
@@ -75,10 +92,23 @@ def _to_180(longitudes: np.ndarray) -> np.ndarray:
 
 
 def _subset_area(ds: xr.Dataset, bbox: BBox) -> xr.Dataset:
+    bbox = _box_in_180(bbox)
     lat_name, lon_name = latitude_name(ds), longitude_name(ds)
     if ds[lat_name].ndim == 1 and ds[lon_name].ndim == 1:
         return _subset_grid(ds, bbox, lat_name, lon_name)
     return _subset_swath(ds, bbox, lat_name, lon_name)
+
+
+def _box_in_180(bbox: BBox) -> BBox:
+    """The box with longitudes in [-180, 180], as the data's are compared: a box given in 0..360 (160, 260: the
+    Pacific) would otherwise stop at 180."""
+    west, south, east, north = bbox
+    if east - west >= 360:
+        return (-180.0, south, 180.0, north)
+    if -180 <= west <= 180 and -180 <= east <= 180:
+        return bbox
+    wrapped_west, wrapped_east = ((west + 180.0) % 360.0) - 180.0, ((east + 180.0) % 360.0) - 180.0
+    return (wrapped_west, south, wrapped_east if east != 180 else 180.0, north)
 
 
 def _subset_grid(ds: xr.Dataset, bbox: BBox, lat_name: str, lon_name: str) -> xr.Dataset:
