@@ -130,6 +130,13 @@ def test_area_mean_of_real_grids(product: str, variable: str) -> None:
     assert out[variable].attrs["units"] == ds[variable].attrs["units"]
 
 
+def test_storage_attributes_do_not_follow_the_mean() -> None:
+    ds = _grid(np.arange(-89.0, 90.0, 2.0))
+    ds["sst"].attrs |= {"valid_range": np.array([-300, 4500], dtype="int16"), "_Unsigned": "false"}  # packed units
+    attrs = area_mean(ds)["sst"].attrs
+    assert "valid_range" not in attrs and "_Unsigned" not in attrs and attrs["units"] == "kelvin"
+
+
 def test_area_mean_keeps_another_name_of_the_time_dimension() -> None:
     with _open_series(real_files("imos-gsla-australia", "*.nc")) as ds:  # TIME, 57..185 east
         out = area_mean(ds, variables=["GSLA"]).compute()

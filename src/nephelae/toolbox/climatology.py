@@ -150,7 +150,7 @@ def _covering(value: xr.DataArray, normal: xr.DataArray) -> xr.DataArray:
 
 
 def _anomaly_attrs(attrs: Mapping[Any, Any]) -> dict[Any, Any]:
-    dropped = ("standard_name", "valid_range", *STORAGE_ATTRIBUTES)  # they describe the quantity, not its anomaly
+    dropped = ("standard_name", *STORAGE_ATTRIBUTES)  # they describe the quantity, not its anomaly
     kept = {key: value for key, value in attrs.items() if key not in dropped}
     kept["long_name"] = f"anomaly of {attrs.get('long_name', 'the variable')}"
     return kept

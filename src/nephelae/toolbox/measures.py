@@ -11,7 +11,16 @@ import xarray as xr
 from nephelae.errors import InvalidInput
 
 # Attributes that describe the stored values, not the quantity: they stop being true once values are computed.
-STORAGE_ATTRIBUTES = ("_FillValue", "missing_value", "scale_factor", "add_offset", "valid_min", "valid_max")
+STORAGE_ATTRIBUTES = (
+    "_FillValue",
+    "missing_value",
+    "scale_factor",
+    "add_offset",
+    "valid_min",
+    "valid_max",
+    "valid_range",  # in packed units when the source is packed: wrong for a computed quantity
+    "_Unsigned",
+)
 
 
 def is_flag(variable: xr.DataArray) -> bool:
