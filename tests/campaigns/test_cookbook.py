@@ -133,6 +133,8 @@ def check_against_pycoare(archive: Path, output: Path) -> None:
                     np.testing.assert_allclose(fluxes[name].values[0, i, j], value, rtol=3e-3, atol=1e-6, err_msg=name)
 
 
+# pycoare's own intermediate powers over cold water (its outputs stay finite), in the reference calls of this test.
+@pytest.mark.filterwarnings("ignore:invalid value encountered in power:RuntimeWarning")
 def test_daily_fluxes_then_their_monthly_means(cookbook: Cookbook) -> None:
     daily = cookbook.run("daily-fluxes.yaml")
     assert daily.status == "completed", progress(daily)
