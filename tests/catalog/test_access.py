@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from nephelae.catalog.query import parse_bbox, parse_interval
 from nephelae.db import session_factory
 from nephelae.db.models import Dataset
 from nephelae.demo.archive import DemoDataset, build_demo_archive
-from nephelae.errors import NotFound, PermissionDenied
+from nephelae.errors import InvalidInput, NotFound, PermissionDenied
+from tests.support.real_data import real_files
 
 OUTSIDER = Principal(account_id=99, username="mallory", role="user", projects=(), address="127.0.0.1")
 
@@ -79,3 +81,21 @@ def test_nothing_matching_is_not_found(session: Session) -> None:
     when = parse_interval(dt.datetime(2031, 1, 1, tzinfo=dt.UTC).isoformat())
     with pytest.raises(NotFound, match="no granule of demo-l4-sst matches"):
         open_dataset(session, "demo-l4-sst", time=when)
+
+
+def test_granules_on_different_grids_are_refused_not_misplaced(engine: Engine, tmp_path: Path) -> None:
+    root = tmp_path / "mixed"
+    root.mkdir()
+    avhrr = real_files("ghrsst-l4-ncei-avhrr-oi-glob")  # -180..180, two days
+    ostia = real_files("ghrsst-l4-ostia-anom-glob")[0]  # 0..360, the same shape
+    for source in [*avhrr, ostia]:
+        shutil.copy(source, root / source.name)
+    with session_factory(engine)() as session:
+        add_dataset(session, "mixed", str(root), "*.nc")
+        index_dataset(engine, "mixed", workers=1)
+        with pytest.raises(InvalidInput, match="cannot be stacked along time"):
+            open_dataset(session, "mixed", variables=["analysed_sst"])
+        (root / ostia.name).unlink()  # the same grid day after day stacks
+        index_dataset(engine, "mixed", workers=1)
+        stacked = open_dataset(session, "mixed", variables=["analysed_sst"])
+        assert stacked.sizes["time"] == len(avhrr) and float(stacked["lon"][0]) == pytest.approx(-179.875)

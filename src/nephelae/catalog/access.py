@@ -62,7 +62,8 @@ def open_dataset(
     """The matching granules of a dataset as one lazy Dataset along `time`, subset to `bbox` and `variables`.
 
     With a principal, the platform's access rules apply (operators and internal callers pass none). Swath
-    granules are stacked along time too, which needs them to share a shape.
+    granules are stacked along time too, which needs them to share a shape; gridded granules must share their grid
+    (InvalidInput otherwise: their values would be placed on the first granule's coordinates).
     """
     dataset = (
         get_dataset(session, dataset_id) if principal is None else readable_dataset(session, principal, dataset_id)
@@ -81,7 +82,7 @@ def open_dataset(
             data_vars="all" if swath else "minimal",
             coords="all" if swath else "minimal",
             compat="override",
-            join="override",
+            join="override" if swath else "exact",  # grids: a granule on another grid must not take the first's
             chunks={},
             preprocess=(lambda ds: ds[list(variables)]) if variables else None,
         )
