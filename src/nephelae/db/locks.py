@@ -40,7 +40,7 @@ def exclusive(engine: Engine, name: str, busy: str) -> Iterator[None]:
         with _in_memory(str(engine.url), name, busy):
             yield
         return
-    with _flock(Path(f"{database}.{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"), busy):
+    with file_lock(Path(f"{database}.{hashlib.sha256(name.encode()).hexdigest()[:16]}.lock"), busy):
         yield
 
 
@@ -59,11 +59,13 @@ def _advisory(engine: Engine, name: str, busy: str) -> Iterator[None]:
 
 
 @contextmanager
-def _flock(path: Path, busy: str) -> Iterator[None]:
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def file_lock(path: Path, busy: str, *, shared: bool = False, mode: int = 0o600) -> Iterator[None]:
+    """Hold an `flock` on `path` (created with `mode` if missing; a link there is refused) for the block, exclusive
+    or `shared`, or raise Conflict(`busy`) at once. The kernel drops it when the process dies."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Conflict(busy) from None
         yield

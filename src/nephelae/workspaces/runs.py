@@ -8,8 +8,6 @@ nothing else of the host. Its wall-clock and memory limits are the campaign task
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +20,8 @@ from sqlalchemy.orm import Session
 from nephelae.accounts import Principal, audit
 from nephelae.catalog.datasets import list_datasets
 from nephelae.config import Settings
-from nephelae.errors import Conflict, InvalidInput
+from nephelae.db.locks import file_lock
+from nephelae.errors import InvalidInput
 from nephelae.sandbox import Limits, Mounts, SandboxTimeout, run_script
 from nephelae.workspaces.files import open_file
 from nephelae.workspaces.paths import Workspace, parse_path
@@ -79,16 +78,8 @@ def workspace_lock(workspaces_dir: Path, username: str, *, shared: bool) -> Iter
     open would reach the platform's files. Either side is refused while the other holds the workspace. The lock
     file lies next to the workspace, where no sandbox reaches (usernames start with a letter).
     """
-    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(workspaces_dir / f".{username}.lock", flags, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(_busy(shared)) from None
+    with file_lock(workspaces_dir / f".{username}.lock", _busy(shared), shared=shared, mode=0o644):
         yield
-    finally:
-        os.close(fd)
 
 
 def _busy(shared: bool) -> str:
