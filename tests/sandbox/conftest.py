@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,27 +9,13 @@ import pytest
 
 from nephelae.sandbox import SandboxedWorker
 from tests.sandbox.layout import SMALL, Home, build_home
-
-INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "bubblewrap"]
+from tests.support.system import ensure_tool
 
 
 @pytest.fixture(scope="session", autouse=True)
 def bubblewrap() -> str:
     """The bwrap executable, installed with apt-get when missing; a failure (never a skip) if that fails."""
-    found = shutil.which("bwrap")
-    if found is None:
-        for command in (["apt-get", "update"], INSTALL):
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                pytest.fail(
-                    f"bubblewrap is missing and `{' '.join(command)}` failed ({result.stderr.strip()[-500:]}); "
-                    f"install it by hand (as root: apt-get update && {' '.join(INSTALL)}) and run the tests again",
-                    pytrace=False,
-                )
-        found = shutil.which("bwrap")
-    if found is None:
-        pytest.fail("bubblewrap was installed but `bwrap` is not on PATH; add /usr/bin to PATH", pytrace=False)
-    return found
+    return ensure_tool("bwrap", "bubblewrap")
 
 
 @pytest.fixture
