@@ -67,8 +67,7 @@ def area_mean_series(session: Session, selection: Selection) -> xr.Dataset:
     """
     request = selection.request
     if selection.slab is None:
-        lazy = _with_loaded_positions(_open(session, selection))
-        series = area_mean(lazy, list(request.variables)).compute()
+        series = area_mean(_open(session, selection), list(request.variables)).compute()
     else:
         sums = area_mean_sums(selection.paths, selection.slab, request.variables)
         sums = [_dated(part, granule) for part, granule in zip(sums, selection.granules, strict=True)]
@@ -141,12 +140,6 @@ def time_mean_map(session: Session, selection: Selection) -> xr.Dataset:
     result = xr.Dataset(means).compute()
     result.attrs = outputs.provenance(selection, lazy.attrs, keep_source=False)
     return result
-
-
-def _with_loaded_positions(ds: xr.Dataset) -> xr.Dataset:
-    """Swath positions (2-D and more coordinates) in memory: the weights are made from them, outside dask."""
-    loaded = {name: coord.load() for name, coord in ds.coords.items() if coord.ndim > 1}
-    return ds.assign_coords(loaded)
 
 
 def _open(session: Session, selection: Selection, *, as_stored: bool = False) -> xr.Dataset:
