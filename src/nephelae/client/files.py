@@ -73,7 +73,10 @@ class Files:
         params = {"executable": "true"} if executable else None
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(source.stat().st_size)}
         with source.open("rb") as stream:
-            response = self._once("PUT", remote, params=params, content=stream, headers=headers)
+            # a streamed body cannot be sent again: one attempt
+            response = self._transport.once(
+                "PUT", _url(remote), params=params, content=stream, headers=headers, timeout=TRANSFER_TIMEOUT
+            )
         return RemoteFile.from_wire(response.json())
 
     def get(self, remote: str, local: str | os.PathLike[str]) -> Path:
@@ -105,28 +108,9 @@ class Files:
         A script that fails still returns (see `exit_status`); one killed by its time limit raises SandboxTimeout.
         """
         body = {"script": script, "args": list(args or [])}
-        try:
-            response = self._transport.http.post("/runs", json=body, timeout=RUN_TIMEOUT)
-        except httpx.TransportError as error:
-            raise ServiceUnavailable(
-                f"no answer from {self._transport.url} ({error or type(error).__name__}); the script may have run"
-            ) from None
-        if not response.is_success:
-            raise response_error(response)
-        item = response.json()
+        hint = "; the script may have run"
+        item = self._transport.once("POST", "/runs", json=body, timeout=RUN_TIMEOUT, hint=hint).json()
         return RunOutcome(int(item["exit_status"]), str(item["stdout"]), str(item["stderr"]), float(item["duration"]))
-
-    def _once(self, method: str, remote: str, **body: Any) -> httpx.Response:
-        """One request with a streamed body: it cannot be sent again, so it is not retried."""
-        try:
-            response = self._transport.http.request(method, _url(remote), timeout=TRANSFER_TIMEOUT, **body)
-        except httpx.TransportError as error:
-            raise ServiceUnavailable(
-                f"no answer from {self._transport.url} ({error or type(error).__name__})"
-            ) from None
-        if not response.is_success:
-            raise response_error(response)
-        return response
 
 
 def _url(remote: str) -> str:

@@ -127,13 +127,23 @@ class Transport:
 
         GET, PUT and DELETE are idempotent and retried like `send`; other methods are sent once (see `post`).
         """
-        if method in ("GET", "PUT", "DELETE", "HEAD"):
-            response = self.send(method, path, params, json=json, content=content, headers=headers)
-        else:
-            try:
-                response = self.http.request(method, path, params=params, json=json, content=content, headers=headers)
-            except httpx.TransportError as error:
-                raise ServiceUnavailable(f"no answer from {self.url} ({_reason(error)})") from None
+        if method not in ("GET", "PUT", "DELETE", "HEAD"):
+            return self.once(method, path, params=params, json=json, content=content, headers=headers)
+        response = self.send(method, path, params, json=json, content=content, headers=headers)
+        if not response.is_success:
+            raise response_error(response)
+        return response
+
+    def once(self, method: str, path: str, *, hint: str = "", **options: Any) -> httpx.Response:
+        """One request that must not be sent again (a POST, a streamed body): the successful response, or the error.
+
+        `options` are httpx's (`params`, `json`, `content`, `headers`, `timeout`); `hint` ends the message of a
+        connection failure (e.g. that the request may have been carried out).
+        """
+        try:
+            response = self.http.request(method, path, **options)
+        except httpx.TransportError as error:
+            raise ServiceUnavailable(f"no answer from {self.url} ({_reason(error)}){hint}") from None
         if not response.is_success:
             raise response_error(response)
         return response
